@@ -6,10 +6,8 @@ module holds the shared theme and the figures about training runs.
 
 from __future__ import annotations
 
-import matplotlib
 
-matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
-import seaborn as sns  # noqa: E402
+import seaborn as sns
 
 # one colour per model, used by every figure so a model is recognisable across chapters
 MODEL_COLORS = {
