@@ -102,13 +102,13 @@ PROFILE_CONFIGS = {
     "smoke": dict(size=5, visible_steps=2, hidden=16, batch=8, updates=12, log_every=4,
                   eval_episodes=64),
     # a few minutes for 3 cores x 3 seeds on 2 CPU cores
-    "quick": dict(size=7, visible_steps=2, hidden=32, batch=32, updates=150, log_every=10,
-                  eval_episodes=500),
-    # about an hour for 3 cores x 3 seeds, two single-threaded workers on a 2-core CPU
-    "paper": dict(size=10, visible_steps=3, hidden=64, batch=32, updates=2500, log_every=25,
+    "quick": dict(size=8, visible_steps=2, hidden=32, batch=32, updates=600, log_every=20,
+                  eval_episodes=1000),
+    # 3 cores x 5 seeds, two single-threaded workers on a 2-core CPU: well under an hour
+    "paper": dict(size=12, visible_steps=2, hidden=64, batch=32, updates=5000, log_every=50,
                   eval_episodes=2000),
 }
-PROFILE_SEEDS = {"smoke": (0, 1, 2), "quick": (0, 1, 2), "paper": (0, 1, 2)}
+PROFILE_SEEDS = {"smoke": (0, 1, 2), "quick": (0, 1, 2), "paper": (0, 1, 2, 3, 4)}
 
 
 def profile_config(profile: str, core: str) -> AgentConfig:
