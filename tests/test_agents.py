@@ -84,3 +84,22 @@ def test_bad_config_rejected():
         AgentConfig(size=5, visible_steps=9)
     with pytest.raises(ValueError, match="profile must be one of"):
         profile_config("huge", "lstm")
+
+
+def test_verdict_follows_the_numbers():
+    from fwbook.agents import learning_speed_verdict
+
+    def row(core, auc, std=0.01):
+        return {"core": core, "auc_mean": auc, "auc_std": std}
+    assert learning_speed_verdict([row("fast_weights", 0.8), row("irnn", 0.5),
+                                   row("lstm", 0.6)]).startswith("Yes")
+    assert learning_speed_verdict([row("fast_weights", 0.61, 0.05), row("irnn", 0.5),
+                                   row("lstm", 0.6)]).startswith("Only weakly")
+    assert learning_speed_verdict([row("fast_weights", 0.5), row("irnn", 0.4),
+                                   row("lstm", 0.6)]).startswith("No: the LSTM")
+
+
+def test_elapsed_span(smoke_records):
+    from fwbook.agents import elapsed_span_s
+    _, records = smoke_records
+    assert elapsed_span_s(records) >= max(r["wall_time_s"] for r in records) - 1.0

@@ -146,3 +146,9 @@ def test_episode_figure_draws():
     assert len(fig.axes) == 12
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_columns_out_of_reach():
+    from fwbook.catch import columns_out_of_reach
+    assert columns_out_of_reach(12, 2) == [0, 1, 2, 3, 9, 10, 11]  # paddle starts in column 6
+    assert columns_out_of_reach(5, 2) == []

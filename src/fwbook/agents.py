@@ -483,6 +483,43 @@ def summarize(records: Sequence[dict], threshold: float = 0.8) -> list[dict]:
     return rows
 
 
+def elapsed_span_s(records: Sequence[dict]) -> float:
+    """Seconds from the first run's start to the last run's end (runs may overlap in workers)."""
+    from datetime import datetime
+
+    ends = [datetime.strptime(r["finished"], "%Y-%m-%dT%H:%M:%S%z").timestamp() for r in records]
+    starts = [end - r["wall_time_s"] for end, r in zip(ends, records)]
+    return max(ends) - min(starts)
+
+
+def learning_speed_verdict(rows: Sequence[dict]) -> str:
+    """One sentence, computed from :func:`summarize` rows: do fast weights learn fastest?
+
+    "Learns faster" is judged by the mean training catch rate over the whole run (the area
+    under the learning curve, averaged over seeds); the margin is compared with the spread
+    over seeds so that a difference inside the noise is called a tie.
+    """
+    by_core = {row["core"]: row for row in rows}
+    if "fast_weights" not in by_core or len(by_core) < 2:
+        return "Not enough cores to compare."
+    fast = by_core["fast_weights"]
+    others = [row for row in rows if row["core"] != "fast_weights"]
+    best_other = max(others, key=lambda row: row["auc_mean"])
+    margin = fast["auc_mean"] - best_other["auc_mean"]
+    noise = max(fast["auc_std"], best_other["auc_std"])
+    name = {"irnn": "the IRNN", "lstm": "the LSTM"}[best_other["core"]]
+    if margin > noise:
+        return (f"Yes: the fast-weights agents have the highest mean catch rate over training "
+                f"({fast['auc_mean']:.2f} against {best_other['auc_mean']:.2f} for {name}, the "
+                f"better control), a margin larger than the spread over seeds ({noise:.2f}).")
+    if margin > 0:
+        return (f"Only weakly: the fast-weights agents have the highest mean catch rate over "
+                f"training ({fast['auc_mean']:.2f} against {best_other['auc_mean']:.2f} for "
+                f"{name}), but the margin is within the spread over seeds ({noise:.2f}).")
+    return (f"No: {name} agents learn at least as fast (mean catch rate over training "
+            f"{best_other['auc_mean']:.2f} against {fast['auc_mean']:.2f} for fast weights).")
+
+
 def plot_learning_curves(records: Sequence[dict], metric: str = "catch_rate",
                          window: int = 4, ax=None):
     """Learning curves per core: mean over seeds (line) and min-max over seeds (band).
@@ -519,7 +556,7 @@ def plot_learning_curves(records: Sequence[dict], metric: str = "catch_rate",
         ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
     ax.set_title(f"Catch {config['size']}x{config['size']}, ball visible for "
                  f"{config['visible_steps']} frames")
-    ax.legend(loc="lower right", frameon=True)
+    ax.legend(loc="best", frameon=True)
     return ax
 
 

@@ -35,6 +35,7 @@ DEFAULT_SIZE = 10  # rows = columns of the grid
 DEFAULT_VISIBLE_STEPS = 3  # frames 0 .. visible_steps-1 show the ball
 MIN_SIZE = 3  # smallest grid with a top row, a bottom row and a row in between
 BALL, PADDLE = 1.0, 1.0  # pixel values; both are drawn as 1 on a 0 background
+HIDDEN_BALL = 0.5  # figures only: where the unseen ball really is
 
 _ALLOWED = ", ".join(f"{i} ({name})" for i, name in enumerate(ACTIONS))
 
@@ -256,6 +257,18 @@ class VectorCatch:
         return self._observation(), rewards, done
 
 
+def columns_out_of_reach(size: int = DEFAULT_SIZE,
+                         visible_steps: int = DEFAULT_VISIBLE_STEPS) -> list[int]:
+    """Ball columns the paddle cannot reach while the ball is still visible.
+
+    The agent acts once per visible frame, so it can move ``visible_steps`` cells before the
+    ball vanishes; for a ball further than that from the paddle's start (the middle column)
+    it must keep moving towards a target it can no longer see.
+    """
+    check_game_size(size, visible_steps)
+    return [c for c in range(size) if abs(c - size // 2) > visible_steps]
+
+
 def play_episode_frames(size: int = DEFAULT_SIZE, visible_steps: int = DEFAULT_VISIBLE_STEPS,
                         ball_column: int = 1, actions: Optional[list[int]] = None
                         ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -266,7 +279,8 @@ def play_episode_frames(size: int = DEFAULT_SIZE, visible_steps: int = DEFAULT_V
         actions: ``size - 1`` actions; default: walk straight towards the ball, then stay.
     Returns:
         observations (size, size, size) = one frame per time step, full-state frames of the
-        same shape (ball always drawn), and the final reward.
+        same shape (a ball the agent cannot see drawn as ``HIDDEN_BALL``), and the final
+        reward.
     """
     env = CatchEnv(size, visible_steps)
     obs, info = env.reset(options={"ball_column": ball_column})
@@ -274,7 +288,8 @@ def play_episode_frames(size: int = DEFAULT_SIZE, visible_steps: int = DEFAULT_V
     reward = 0.0
     for t in range(env.episode_length + 1):
         truth = obs.copy()
-        truth[t, ball_column] = BALL
+        if t < size - 1 or truth[t, ball_column] == 0:  # do not paint over the paddle
+            truth[t, ball_column] = BALL if t < visible_steps else HIDDEN_BALL
         full.append(truth)
         if t == env.episode_length:
             break
@@ -290,7 +305,8 @@ def play_episode_frames(size: int = DEFAULT_SIZE, visible_steps: int = DEFAULT_V
 
 def plot_episode(size: int = DEFAULT_SIZE, visible_steps: int = DEFAULT_VISIBLE_STEPS,
                  ball_column: int = 1, every: int = 1):
-    """Figure: the frames the agent sees (top) against the true state (bottom).
+    """Figure: the frames the agent sees (top) against the true state (bottom, grey = the
+    ball the agent can no longer see).
 
     Returns: the matplotlib Figure.
     """
@@ -304,7 +320,7 @@ def plot_episode(size: int = DEFAULT_SIZE, visible_steps: int = DEFAULT_VISIBLE_
     frames = list(range(0, len(observed), every))
     fig, axes = plt.subplots(2, len(frames), figsize=(1.1 * len(frames) + 0.6, 2.9),
                              squeeze=False)
-    cmap = ListedColormap(["#f4f4f4", "#222222"])
+    cmap = ListedColormap(["#f4f4f4", "#9aa5b1", "#222222"])  # empty, hidden ball, drawn
     for col, t in enumerate(frames):
         for row, (images, name) in enumerate(((observed, "agent sees"), (full, "true state"))):
             ax = axes[row, col]
