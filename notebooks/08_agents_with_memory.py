@@ -122,14 +122,20 @@ else:
 seeds = sorted({r["seed"] for r in records})
 wall = sum(r["wall_time_s"] for r in records)
 first = records[0]
+
+
+def duration(seconds):
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
+
+
 display(Markdown(
     f"{source} Cores: {', '.join(agents.CORES)}; seeds {', '.join(map(str, seeds))}. "
     f"Each run saw {first['curves']['episodes'][-1]:,} training episodes. "
-    f"Together the runs took {wall / 60:.1f} minutes ({wall:.0f} s) of wall time "
-    f"(sum over runs, {first['device']['type']}, {first['device']['torch_threads']} thread per "
-    f"run, torch {first['versions']['torch']}); the slowest run took "
-    f"{max(r['wall_time_s'] for r in records):.1f} s, and from the first start to the last "
-    f"finish {agents.elapsed_span_s(records) / 60:.1f} minutes passed."))
+    f"Together the runs took {duration(wall)} of wall time (sum over runs; "
+    f"{first['device']['type']}, {first['device']['torch_threads']} thread per run, "
+    f"torch {first['versions']['torch']}); the slowest run took "
+    f"{duration(max(r['wall_time_s'] for r in records))}, and from the first start to the last "
+    f"finish {duration(agents.elapsed_span_s(records))} passed."))
 
 # %% [markdown]
 # ## Learning curves

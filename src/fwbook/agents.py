@@ -102,7 +102,7 @@ PROFILE_CONFIGS = {
     "smoke": dict(size=5, visible_steps=2, hidden=16, batch=8, updates=12, log_every=4,
                   eval_episodes=64),
     # a few minutes for 3 cores x 3 seeds on 2 CPU cores
-    "quick": dict(size=8, visible_steps=2, hidden=32, batch=32, updates=600, log_every=20,
+    "quick": dict(size=8, visible_steps=2, hidden=32, batch=32, updates=1500, log_every=50,
                   eval_episodes=1000),
     # 3 cores x 5 seeds, two single-threaded workers on a 2-core CPU: well under an hour
     "paper": dict(size=12, visible_steps=2, hidden=64, batch=32, updates=5000, log_every=50,
