@@ -1,0 +1,236 @@
+"""Command line: ``python -m fwbook train | bench | sweep | book`` (also the ``fwbook`` script).
+
+Bad values print one clear line and exit with status 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: ``fwbook train: error: ...``."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def _on_off(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("on", "true", "yes", "1"):
+        return True
+    if lowered in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+def check_writable(path: Path) -> None:
+    """Fail early, before training, if ``path`` cannot be written (its folder is created)."""
+    if path.exists() and path.is_dir():
+        raise ValueError(f"output path {path} is a directory; give a file name such as run.json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".fwbook-probe-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"output path {path} is not writable ({error.strerror or error})") from None
+
+
+def _add_train(subparsers) -> None:
+    from .models import MEMORY_FORMS, MODEL_NAMES
+    from .train import LR_SCHEDULES, TrainConfig
+
+    defaults = TrainConfig()
+    parser = subparsers.add_parser(
+        "train", help="train one model on associative retrieval and write its run record",
+        description="Train one model on associative retrieval (Ba et al. 2016, Section 4.1) and "
+                    "write its run record (JSON). The defaults are the README's recipe: fast "
+                    "weights, R = 20, Adam lr 1e-3, batch 128, 30,000 updates.")
+    parser.add_argument("--model", choices=MODEL_NAMES, default="fast_weights",
+                        help="which model (default: %(default)s)")
+    parser.add_argument("--hidden", type=_positive_int, default=20, help="R, hidden units (default: 20)")
+    parser.add_argument("--pairs", type=_positive_int, default=defaults.num_pairs,
+                        help="K, key-value pairs per sequence, 1-26 (default: %(default)s)")
+    parser.add_argument("--decay", type=_unit_float, default=0.95, help="λ, fast-weight decay (default: 0.95)")
+    parser.add_argument("--fast-lr", type=_non_negative_float, default=0.5,
+                        help="η, fast learning rate; 0 turns the memory off (default: 0.5)")
+    parser.add_argument("--inner-steps", type=_positive_int, default=1, help="S (default: 1)")
+    parser.add_argument("--layer-norm", type=_on_off, default=True, help="on|off (default: on)")
+    parser.add_argument("--memory", choices=MEMORY_FORMS, default="efficient",
+                        help="efficient (Eq. 4) or explicit A(t) (default: %(default)s)")
+    parser.add_argument("--lr", type=_positive_float, default=defaults.lr, help="Adam step size (default: %(default)s)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule,
+                        help="(default: %(default)s)")
+    parser.add_argument("--batch", type=_positive_int, default=defaults.batch_size,
+                        help="mini-batch size (default: %(default)s)")
+    parser.add_argument("--steps", type=_positive_int, default=defaults.steps,
+                        help="parameter updates (default: %(default)s)")
+    parser.add_argument("--eval-every", type=_positive_int, default=defaults.eval_every,
+                        help="updates between validation passes (default: %(default)s)")
+    parser.add_argument("--clip", type=_non_negative_float, default=defaults.clip_norm,
+                        help="gradient-norm clipping threshold; 0 disables (default: %(default)s)")
+    parser.add_argument("--train-size", type=_positive_int, default=defaults.num_train,
+                        help="training sequences (default: %(default)s)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="initialisation and data-order seed")
+    parser.add_argument("--data-seed", type=_non_negative_int, default=0, help="seed of the data set")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--fast-path", action="store_true",
+                        help="use the compiled training step (same results, faster)")
+    parser.add_argument("--output", type=Path, default=Path("runs/fast_weights_R20.json"),
+                        help="run record path (default: %(default)s)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint file (default: OUTPUT with .ckpt.pt); resumed if present")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args, parser) -> int:
+    from .models import ModelConfig
+    from .train import TrainConfig, load_checkpoint, resolve_device, train
+
+    try:
+        model = ModelConfig(model=args.model, hidden=args.hidden, decay=args.decay,
+                            fast_lr=args.fast_lr, inner_steps=args.inner_steps,
+                            layer_norm=args.layer_norm, memory=args.memory)
+        config = TrainConfig(model=model, num_pairs=args.pairs, num_train=args.train_size,
+                             seed=args.seed, data_seed=args.data_seed, lr=args.lr,
+                             lr_schedule=args.lr_schedule, batch_size=args.batch,
+                             steps=args.steps, eval_every=min(args.eval_every, args.steps),
+                             clip_norm=args.clip or None, fast_path=args.fast_path)
+        resolve_device(args.device)
+        output = args.output
+        check_writable(output)
+        checkpoint = args.checkpoint or output.with_name(output.name + ".ckpt.pt")
+        check_writable(checkpoint)
+        if checkpoint.exists():
+            load_checkpoint(checkpoint, config)  # a corrupt or foreign checkpoint fails here
+            print(f"resuming from {checkpoint}", file=sys.stderr)
+    except ValueError as error:
+        parser.error(str(error))
+    record = train(config, output=output, device=args.device, checkpoint=checkpoint,
+                   quiet=args.quiet)
+    if record["status"] != "completed":
+        print(f"fwbook train: {record['message']}; record written to {output}", file=sys.stderr)
+        return EXIT_DIVERGED
+    print(f"test error {record['test_error']:.2%}  (validation {record['final_val_error']:.2%}, "
+          f"{record['steps_done']} updates, {record['wall_s']:.0f} s on {record['device']['type']})"
+          f"  record: {output}")
+    return 0
+
+
+def _add_bench(subparsers) -> None:
+    from .bench import BENCH_HIDDEN
+
+    parser = subparsers.add_parser(
+        "bench", help="training throughput of fast weights (Eq. 4 and explicit) and LSTM",
+        description="Measure training throughput (sequences/s; forward + backward + Adam) of "
+                    "fast weights in the Eq. 4 and explicit forms and of nn.LSTM, all in one "
+                    "run so the ratios are meaningful.")
+    parser.add_argument("--hidden", type=_positive_int, nargs="+", default=list(BENCH_HIDDEN),
+                        help="R values (default: 20 50 100)")
+    parser.add_argument("--batch", type=_positive_int, default=128, help="(default: 128)")
+    parser.add_argument("--repeats", type=_positive_int, default=5, help="timed blocks; the median is reported")
+    parser.add_argument("--steps", type=_positive_int, default=20, help="updates per timed block")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    parser.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args, parser) -> int:
+    from .bench import run_bench
+    from .train import resolve_device
+
+    try:
+        resolve_device(args.device)
+        if args.json is not None:
+            check_writable(args.json)
+    except ValueError as error:
+        parser.error(str(error))
+    run_bench(args.hidden, args.batch, args.device, args.repeats, args.steps, args.json, args.threads)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fwbook", description="fwbook: fast weights (Ba et al. 2016), "
+                     "reproduced. Train models, benchmark them, run sweeps, build the book.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    _add_train(subparsers)
+    _add_bench(subparsers)
+    for name in ("sweep", "book"):
+        try:
+            module = __import__(f"fwbook.{name}_cli", fromlist=["add_parser"])
+        except ModuleNotFoundError as error:
+            if error.name != f"fwbook.{name}_cli":
+                raise
+            continue
+        module.add_parser(subparsers, _Parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    subparser = parser._subparsers._group_actions[0].choices[args.command]
+    return args.handler(args, subparser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
