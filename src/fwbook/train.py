@@ -172,7 +172,8 @@ def load_checkpoint(path: str | os.PathLike, config: TrainConfig) -> dict:
 
 def train(config: TrainConfig, output: str | os.PathLike | None = None, device: str = "auto",
           checkpoint: str | os.PathLike | None = None, quiet: bool = False,
-          profile: Optional[str] = None, stop_after: Optional[int] = None) -> dict:
+          profile: Optional[str] = None, stop_after: Optional[int] = None,
+          return_model: bool = False):
     """Train one model on associative retrieval and return its run record.
 
     Args:
@@ -184,8 +185,10 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         profile: the profile name stored in the record (smoke / quick / paper), if any.
         stop_after: stop (as if killed) after this many updates, leaving the checkpoint;
             returns None. Used by tests of resuming.
+        return_model: also return the trained model (on ``device``, in eval mode).
     Returns:
-        the run record dict; ``record["status"]`` is "completed" or "diverged".
+        the run record dict (``record["status"]`` is "completed" or "diverged"), or
+        ``(record, model)`` when ``return_model`` is true.
     """
     torch_device = resolve_device(device)
     started = time.perf_counter()
@@ -318,6 +321,8 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         write_record(output, record)
     if checkpoint_path is not None:
         checkpoint_path.unlink(missing_ok=True)
+    if return_model:
+        return record, model.eval()
     return record
 
 
