@@ -4,8 +4,9 @@ A profile fixes the budget of a run:
 
 * ``smoke``: seconds, small data; for tests that only check that things run.
 * ``quick``: minutes on 2 CPU cores; for CI figure regeneration and readers without a GPU.
-* ``paper``: the paper's data sizes and learning rate; the published book reads these runs'
-  committed records.
+* ``paper``: the paper's data sizes and batch size with a measured recipe (Adam lr 1e-3,
+  40,000 updates; the paper's lr of 1e-4 is kept as the named ``paper_recipe`` configuration);
+  the published book reads these runs' committed records under ``results/``.
 
 A notebook never trains with hidden settings of its own: it asks this module for a
 configuration by name and profile.
@@ -20,17 +21,26 @@ from .train import TrainConfig, with_overrides
 
 PROFILES = ("smoke", "quick", "paper")
 
-# Per-profile training budget. "paper" keeps the paper's learning rate of 1e-4 (PAPER.md).
+# Per-profile training budget. "paper" uses the paper's data sizes and batch of 128 but a
+# measured recipe: Adam lr 1e-3 (constant) for 40,000 updates took fast weights at R = 20 to
+# 0.96% test error on this CPU (seed 0), under the paper's 1.81%. The paper's own lr of 1e-4
+# (PAPER.md) is kept as PAPER_RECIPE and run beside it at the same budget (Table 1 sweep).
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "smoke": dict(num_train=2_000, num_validation=500, num_test=500, steps=60, eval_every=20),
     "quick": dict(num_train=100_000, num_validation=10_000, num_test=20_000, steps=4_000,
                   eval_every=250),
-    "paper": dict(num_train=100_000, num_validation=10_000, num_test=20_000, steps=100_000,
-                  eval_every=2_000, lr=1e-4),
+    "paper": dict(num_train=100_000, num_validation=10_000, num_test=20_000, steps=40_000,
+                  eval_every=1_000, lr=1e-3, lr_schedule="constant"),
 }
+
+# The paper's stated recipe (PAPER.md: Adam, lr 1e-4, mini-batch 128), as overrides on a profile.
+PAPER_RECIPE: dict[str, Any] = dict(lr=1e-4, lr_schedule="constant", batch_size=128)
 
 TABLE1_MODELS = ("irnn", "lstm", "alstm", "fast_weights")
 TABLE1_HIDDEN = (20, 50, 100)
+# Rows we add to Table 1: a layer-normalised IRNN (no fast weights), a stronger control.
+TABLE1_EXTRA_MODELS = ("ln_irnn",)
+TABLE1_SEEDS = (0, 1, 2)
 
 # Table 1 of Ba et al. (2016), test classification error in %, as transcribed in PAPER.md.
 PAPER_TABLE1 = {
@@ -66,3 +76,74 @@ def retrieval_config(model: str = "fast_weights", hidden: int = 20, profile: str
     settings = {**PROFILE_SETTINGS[profile], **top}
     base = TrainConfig(model=ModelConfig(model=model, hidden=hidden, **model_changes), seed=seed)
     return with_overrides(base, **settings)
+
+
+def run_name(model: str, hidden: int, seed: int, recipe: str = "") -> str:
+    """The record name of one Table 1 run: ``fast_weights_R20_seed0``, or with a recipe prefix
+    ``paper_recipe_fast_weights_R20_seed0``."""
+    stem = f"{model}_R{hidden}_seed{seed}"
+    return f"{recipe}_{stem}" if recipe else stem
+
+
+def paper_recipe_config(seed: int = 0, profile: str = "paper", model: str = "fast_weights",
+                        hidden: int = 20) -> TrainConfig:
+    """The paper's stated recipe (Adam lr 1e-4, batch 128) at the profile's budget and data."""
+    return retrieval_config(model, hidden, profile, seed, **PAPER_RECIPE)
+
+
+def table1_configs(profile: str = "paper", seeds: tuple[int, ...] = TABLE1_SEEDS,
+                   models: tuple[str, ...] = TABLE1_MODELS + TABLE1_EXTRA_MODELS,
+                   hidden: tuple[int, ...] = TABLE1_HIDDEN, paper_recipe: bool = True
+                   ) -> dict[str, TrainConfig]:
+    """Every run behind Table 1, name -> configuration, most informative first.
+
+    The order is what a sweep with few workers finishes first: fast weights at R = 20 (the
+    1.81% cell) for every seed; then the first seed of every other model at the smallest R;
+    the first seed of every model at R = 50 (Figure 2); the remaining seeds at the smallest R;
+    the paper's own recipe (lr 1e-4) beside fast weights at R = 20; then the rest by
+    increasing R, seed by seed. Extra rows (LN-IRNN) come after the paper's models at the
+    smallest R, and at larger R only at the very end.
+
+    Args:
+        profile: smoke, quick or paper (the budget of every run).
+        seeds: the seeds of every cell.
+        models: which rows; the paper's four by default plus ``TABLE1_EXTRA_MODELS``.
+        hidden: which values of R.
+        paper_recipe: also run fast weights at the smallest R with the paper's lr of 1e-4,
+            named ``paper_recipe_fast_weights_R{R}_seed{s}``.
+    """
+    check_profile(profile)
+    seeds, hidden = tuple(seeds), tuple(sorted(hidden))
+    if not seeds or not hidden or not models:
+        raise ValueError("table1_configs needs at least one seed, one R and one model")
+    # Fast weights first at every R, then the paper's controls, then extra rows.
+    order = sorted(models, key=lambda m: (m != "fast_weights", m in TABLE1_EXTRA_MODELS,
+                                          models.index(m)))
+    planned: list[tuple[str, int, int, str]] = []  # (model, R, seed, recipe)
+    smallest = hidden[0]
+    figure_r = 50 if 50 in hidden else None
+    if "fast_weights" in order:
+        planned += [("fast_weights", smallest, s, "") for s in seeds]
+    planned += [(m, smallest, seeds[0], "") for m in order]
+    if paper_recipe:
+        planned.append(("fast_weights", smallest, seeds[0], "paper_recipe"))
+    core = [m for m in order if m not in TABLE1_EXTRA_MODELS]
+    extra = [m for m in order if m in TABLE1_EXTRA_MODELS]
+    if figure_r is not None and figure_r != smallest:
+        planned += [(m, figure_r, seeds[0], "") for m in core]
+    planned += [(m, smallest, s, "") for s in seeds[1:] for m in order]
+    for r in hidden[1:]:
+        planned += [(m, r, s, "") for s in seeds for m in core]
+    if paper_recipe:
+        planned += [("fast_weights", smallest, s, "paper_recipe") for s in seeds[1:]]
+    planned += [(m, r, s, "") for r in hidden[1:] for s in seeds for m in extra]
+    configs: dict[str, TrainConfig] = {}
+    for model, r, seed, recipe in planned:
+        name = run_name(model, r, seed, recipe)
+        if name in configs:
+            continue
+        if recipe == "paper_recipe":
+            configs[name] = paper_recipe_config(seed, profile, model, r)
+        else:
+            configs[name] = retrieval_config(model, r, profile, seed)
+    return configs

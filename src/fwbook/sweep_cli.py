@@ -1,0 +1,144 @@
+"""``python -m fwbook sweep table1|ablations``: run a grid of configurations, resumably.
+
+Plugged into ``fwbook.cli`` (which imports this module when it exists). Examples::
+
+    python -m fwbook sweep table1 --profile paper --workers 2 --commit
+    python -m fwbook sweep table1 --status
+    python -m fwbook sweep table1 --no-train --readme README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .records import REPO_ROOT
+
+GRIDS = ("table1", "ablations")
+DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations"}
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
+    return value
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def add_parser(subparsers, parser_class) -> None:
+    from .experiments import PROFILES
+
+    parser = subparsers.add_parser(
+        "sweep", help="run a grid of training runs (Table 1, ablations), resumably",
+        description="Train every run of a grid that has no record yet, in parallel worker "
+                    "processes. A finished run is never redone; an interrupted sweep (and a "
+                    "half-done run, from its checkpoint) resumes where it stopped. One JSON "
+                    "record per run under DIRECTORY.")
+    parser.add_argument("grid", choices=GRIDS, help="table1: IRNN, LSTM, A-LSTM, fast weights "
+                        "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid")
+    parser.add_argument("--profile", choices=PROFILES, default="paper",
+                        help="budget of every run (default: %(default)s)")
+    parser.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2],
+                        help="seeds of every cell (default: 0 1 2)")
+    parser.add_argument("--workers", type=_workers, default=None,
+                        help="worker processes, one torch thread each (default: CPU count)")
+    parser.add_argument("--directory", type=Path, default=None,
+                        help="where records go (default: results/table1 or results/ablations)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="train only these run names of the grid")
+    parser.add_argument("--limit", type=_workers, default=None,
+                        help="train at most this many of the missing runs (in grid order)")
+    parser.add_argument("--status", action="store_true",
+                        help="list which runs are done and which are missing; train nothing")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing (with --readme: only regenerate the table)")
+    parser.add_argument("--commit", action="store_true",
+                        help="git-commit each new record, alone, as soon as it is written")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="afterwards rewrite the block between <!-- table1:start --> and "
+                             "<!-- table1:end --> of this markdown file (table1 only)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.set_defaults(handler=run)
+
+
+def grid_configs(grid: str, profile: str, seeds: tuple[int, ...]) -> dict:
+    """The configurations of a named grid (ablations come from ``fwbook.ablations``)."""
+    if grid == "table1":
+        from .experiments import table1_configs
+
+        return table1_configs(profile, tuple(seeds))
+    try:
+        from .ablations import ablation_configs
+    except ModuleNotFoundError as error:
+        if error.name != "fwbook.ablations":
+            raise
+        raise ValueError("the ablation grid is not defined yet (fwbook.ablations."
+                         "ablation_configs(profile, seeds) is missing)") from None
+    return ablation_configs(profile, tuple(seeds))
+
+
+def run(args, parser) -> int:
+    from .sweep import SweepConfigMismatch, SweepFailed, git_commit_record, run_sweep, sweep_status
+
+    if args.readme is not None and args.grid != "table1":
+        parser.error("--readme only applies to the table1 grid")
+    if args.readme is not None and not args.readme.is_file():
+        parser.error(f"--readme {args.readme}: no such file")
+    directory = args.directory or REPO_ROOT / DEFAULT_DIRECTORIES[args.grid]
+    try:
+        configs = grid_configs(args.grid, args.profile, tuple(args.seeds))
+    except ValueError as error:
+        parser.error(str(error))
+    if args.only:
+        unknown = [name for name in args.only if name not in configs]
+        if unknown:
+            parser.error(f"--only: not in the {args.grid} grid: {', '.join(unknown)}")
+        configs = {name: configs[name] for name in args.only}
+    try:
+        status = sweep_status(configs, directory)
+    except SweepConfigMismatch as error:
+        parser.error(str(error))
+    if args.status:
+        print(f"{args.grid} ({args.profile}): {len(status['done'])} of {len(configs)} runs done "
+              f"in {directory}, {status['wall_s'] / 3600:.2f} h of training")
+        for name in configs:
+            print(f"  {'done' if name in status['done'] else 'todo'}  {name}")
+        return 0
+    if not args.no_train:
+        if args.limit is not None:
+            keep = set(status["done"]) | set(status["todo"][:args.limit])
+            configs = {name: config for name, config in configs.items() if name in keep}
+
+        def commit(name, record, path):
+            if args.commit:
+                error = record.get("test_error")
+                shown = f"{100 * error:.2f}%" if error is not None else record.get("status")
+                git_commit_record(path, f"results/{args.grid}: {name} ({args.profile}), "
+                                        f"test error {shown}")
+
+        try:
+            run_sweep(configs, directory, workers=args.workers, profile=args.profile,
+                      quiet=args.quiet, on_record=commit)
+        except SweepFailed as error:
+            print(f"fwbook sweep: {error}")
+            return 1
+    if args.readme is not None:
+        from .results import write_readme_block
+
+        write_readme_block(args.readme, directory)
+        print(f"rewrote the table1 block of {args.readme}")
+    return 0
