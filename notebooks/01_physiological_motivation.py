@@ -48,9 +48,9 @@ from fwbook import associative_memory as memory
 
 torch.set_num_threads(1)  # tiny problems; leave the other cores alone
 settings = memory.chapter_settings(profile)
-print(f"profile = {profile!r}, seed = {seed}: D = {settings.dim} units, "
-      f"{settings.trials} independent memories per point, "
-      f"{settings.cue_noise:.0%} of cue units flipped (device {device!r} unused: CPU only)")
+print(f"profile {profile!r}, seed {seed}, CPU only (device {device!r} unused)")
+print(f"D = {settings.dim} units, {settings.trials} memories per point, "
+      f"{settings.cue_noise:.0%} of cue units flipped")
 
 # %% [markdown]
 # ## Writing: one outer product per memory

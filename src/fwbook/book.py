@@ -148,7 +148,22 @@ def execute_chapter(name: str, profile: str = "quick", seed: int = 0, device: st
                              f"{type(error).__name__}: {error}") from error
     finally:
         environment["PATH"] = old_path
+    _hide_default_parameters(target)
     return target
+
+
+def _hide_default_parameters(path: Path) -> None:
+    """Hide the defaults cell in the book; papermill's injected cell shows the values used."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    if not any("injected-parameters" in cell.metadata.get("tags", []) for cell in notebook.cells):
+        return
+    for cell in notebook.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(notebook, path)
 
 
 def render(root: Path | str = ROOT, output_dir: Path | str = "_build", quiet: bool = False
