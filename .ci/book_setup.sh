@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# System packages the book needs in CI: Chromium for tests/test_book.py (headless page checks).
+# Everything else (jupyter-book, MathJax via sphinx-mathjax-offline, papermill, ...) comes from
+# requirements.txt. No npm packages are needed: the rendered book shows static figures, not
+# live widgets, and MathJax ships inside the sphinx-mathjax-offline wheel.
+# Idempotent; run as root (or with sudo available). Usage: bash .ci/book_setup.sh
+set -euo pipefail
+
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+    echo "book_setup: chromium already installed: $(chromium --version 2>/dev/null || chromium-browser --version)"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+# chromium: Debian's package (bookworm: 'chromium'); fonts so that pages and screenshots
+# render text; no other browser is downloaded.
+$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+chromium --version

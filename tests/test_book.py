@@ -1,0 +1,290 @@
+"""The book: chapters execute under papermill, jupyter-book renders with -W, and the HTML
+works in a real browser with no network.
+
+One smoke-profile build per test session (module-scoped fixture) into a temporary _build.
+The browser checks need Chromium (``bash .ci/book_setup.sh`` installs it); without it they
+skip with that reason, everything else still runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import nbformat
+import pytest
+
+from fwbook import book
+
+ROOT = book.ROOT
+TOC_ENTRIES = book.toc_entries(ROOT)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-extensions",
+                  "--mute-audio", "--hide-scrollbars",
+                  # no DNS: any page that needed the network would visibly break
+                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+
+
+def _chromium() -> str | None:
+    candidates = [os.environ.get("FWBOOK_CHROMIUM"), "chromium", "chromium-browser",
+                  "google-chrome", "google-chrome-stable"]
+    for candidate in candidates:
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    return None
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    output = tmp_path_factory.mktemp("book") / "_build"
+    record = book.build(profile="smoke", seed=0, device="cpu", output_dir=output, quiet=True)
+    print(f"\nbook build (smoke): chapters {record.chapter_seconds}, "
+          f"render {record.render_seconds:.1f} s")
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# the build
+
+
+def test_toc_lists_existing_sources():
+    assert TOC_ENTRIES[0] == "book/intro"
+    for entry in TOC_ENTRIES:
+        match = book.CHAPTER_PATTERN.match(entry)
+        source = ROOT / (f"{entry}.py" if match else f"{entry}.md")
+        assert source.is_file(), f"_toc.yml lists {entry} but {source} does not exist"
+    assert "01_physiological_motivation" in book.toc_chapters(ROOT)
+
+
+def test_every_chapter_executed_with_figures_and_no_errors(built_book):
+    assert built_book.chapters == book.toc_chapters(ROOT)
+    for name in built_book.chapters:
+        notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        injected = [cell for cell in notebook.cells
+                    if "injected-parameters" in cell.metadata.get("tags", [])]
+        assert injected and "profile = \"smoke\"" in injected[0].source, name
+        outputs = [output for cell in notebook.cells if cell.cell_type == "code"
+                   for output in cell.get("outputs", [])]
+        assert not [output for output in outputs if output.output_type == "error"], name
+        images = [output for output in outputs if "image/png" in output.get("data", {})]
+        assert images, f"chapter {name} shows no figure"
+        text = json.dumps(outputs)
+        assert "Traceback" not in text, name
+    chapter01 = nbformat.read(ROOT / "notebooks" / "01_physiological_motivation.ipynb",
+                              as_version=4)
+    images = sum("image/png" in output.get("data", {}) for cell in chapter01.cells
+                 for output in cell.get("outputs", []))
+    assert images == 3  # pattern completion, load, age
+
+
+def test_every_toc_entry_rendered(built_book):
+    for entry in TOC_ENTRIES:
+        assert (built_book.html_dir / f"{entry}.html").is_file(), entry
+    assert (built_book.html_dir / "index.html").is_file()
+
+
+def test_no_external_resources_required(built_book):
+    """No <script>, stylesheet, image, iframe or font comes from the network."""
+    pattern = re.compile(
+        r"<(script|img|iframe|source|embed)\b[^>]*\bsrc=[\"']((?:https?:)?//[^\"']+)"
+        r"|<link\b[^>]*\bhref=[\"']((?:https?:)?//[^\"']+)[^>]*>", re.IGNORECASE)
+    offenders = []
+    for page in built_book.html_dir.rglob("*.html"):
+        for match in pattern.finditer(page.read_text(encoding="utf-8")):
+            tag = match.group(0)
+            if tag.lower().startswith("<link") and not re.search(
+                    r"rel=[\"'](stylesheet|preload|modulepreload|icon)", tag, re.IGNORECASE):
+                continue  # plain hyperlinks of <link rel="canonical"> etc. are not loaded
+            offenders.append(f"{page.relative_to(built_book.html_dir)}: {tag[:120]}")
+    assert not offenders, "pages load resources from the network:\n" + "\n".join(offenders)
+    mathjax = built_book.html_dir / "_static" / "mathjax" / "tex-chtml.js"
+    assert mathjax.is_file(), "MathJax is not served locally"
+    chapter = (built_book.html_dir / "notebooks" / "01_physiological_motivation.html").read_text(
+        encoding="utf-8")
+    assert "_static/mathjax/tex-chtml.js" in chapter
+
+
+def test_failing_chapter_is_named(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "99_broken.py").write_text(
+        '# %% tags=["parameters"]\nprofile = "quick"\nseed = 0\ndevice = "auto"\n\n'
+        '# %%\nraise RuntimeError("deliberately broken")\n', encoding="utf-8")
+    with pytest.raises(book.BookBuildError, match=r"99_broken.*RuntimeError.*deliberately"):
+        book.execute_chapter("99_broken", profile="smoke", root=tmp_path)
+
+
+def test_missing_parameters_cell_is_reported(tmp_path):
+    source = tmp_path / "01_x.py"
+    source.write_text("# %%\nx = 1\n", encoding="utf-8")
+    with pytest.raises(book.BookBuildError, match="parameters"):
+        book.convert_chapter(source, tmp_path / "01_x.ipynb")
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="profile"):
+        book.build(profile="fast")
+    with pytest.raises(ValueError, match="not one of the chapters"):
+        book._resolve("42", ["01_physiological_motivation"])
+    with pytest.raises(ValueError, match="_build"):
+        book.render(output_dir="/tmp/somewhere")
+
+
+# --------------------------------------------------------------------------------------------
+# the browser
+
+HARNESS = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>fwbook page check</title></head>
+<body><pre id="result">pending</pre>
+<script>
+const pages = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+const results = {};
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+function load(frame, url) {
+  return new Promise(resolve => { frame.onload = () => resolve(); frame.src = url; });
+}
+async function check(url) {
+  const frame = document.createElement("iframe");
+  frame.style.width = "1280px"; frame.style.height = "3000px";
+  document.body.appendChild(frame);
+  await load(frame, url);
+  const win = frame.contentWindow, doc = frame.contentDocument;
+  const hasMath = doc.querySelectorAll(".math").length > 0;
+  for (let i = 0; i < 100 && hasMath; i++) {  // wait for MathJax's first typeset
+    if (win.MathJax && win.MathJax.startup && win.MathJax.startup.promise) {
+      await win.MathJax.startup.promise; break;
+    }
+    await sleep(100);
+  }
+  const images = [...doc.images];
+  images.forEach(img => { img.loading = "eager"; });
+  await Promise.all(images.map(img => img.complete ? null : new Promise(r => {
+    img.addEventListener("load", r); img.addEventListener("error", r); setTimeout(r, 5000);
+  })));
+  await sleep(300);
+  const math = [...doc.querySelectorAll(".math")];
+  const text = doc.body.innerText;
+  const result = {
+    title: doc.title,
+    math: math.length,
+    math_typeset: math.filter(el => el.querySelector("mjx-container")).length,
+    mjx_containers: doc.querySelectorAll("mjx-container").length,
+    raw_tex: ["\\\\(", "\\\\[", "$$"].filter(s => text.includes(s)),
+    traceback: text.includes("Traceback"),
+    images: images.map(img => ({src: img.getAttribute("src"), width: img.naturalWidth,
+                               complete: img.complete})),
+    sidebar: [...doc.querySelectorAll(".bd-sidebar-primary a")].map(a => a.href),
+    text_length: text.length,
+  };
+  frame.remove();
+  return result;
+}
+(async () => {
+  for (const page of pages) {
+    try { results[page] = await check(page); }
+    catch (error) { results[page] = {error: String(error)}; }
+  }
+  document.getElementById("result").textContent = JSON.stringify(results);
+})();
+</script></body></html>
+"""
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    failures: list = []
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+    def send_error(self, code, message=None, explain=None):
+        if not self.path.endswith("favicon.ico"):
+            type(self).failures.append(f"{code} {self.path}")
+        super().send_error(code, message, explain)
+
+
+@pytest.fixture(scope="module")
+def served_book(built_book):
+    handler = type("Handler", (_QuietHandler,), {"failures": []})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(built_book.html_dir)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def _run_chromium(chromium: str, arguments: list[str], profile_dir: Path) -> str:
+    command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, f"chromium failed: {result.stderr[-2000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def browser_report(built_book, served_book, tmp_path_factory):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("Chromium is not installed (CI installs it with .ci/book_setup.sh; "
+                    "locally: apt-get install -y chromium)")
+    base, handler = served_book
+    (built_book.html_dir / "_fwbook_check.html").write_text(HARNESS, encoding="utf-8")
+    pages = [f"{base}/{entry}.html" for entry in TOC_ENTRIES]
+    url = f"{base}/_fwbook_check.html#" + json.dumps(pages).replace(" ", "")
+    profile_dir = tmp_path_factory.mktemp("chromium-profile")
+    dom = _run_chromium(chromium, ["--virtual-time-budget=120000", "--window-size=1400,1000",
+                                   "--dump-dom", url], profile_dir)
+    match = re.search(r'<pre id="result">(.*?)</pre>', dom, re.DOTALL)
+    assert match and match.group(1) != "pending", f"the check page did not finish:\n{dom[-2000:]}"
+    import html as html_module
+
+    report = json.loads(html_module.unescape(match.group(1)))
+    screenshots = os.environ.get("FWBOOK_SCREENSHOT_DIR")
+    if screenshots:  # for a human to look at: FWBOOK_SCREENSHOT_DIR=/tmp/shots pytest ...
+        Path(screenshots).mkdir(parents=True, exist_ok=True)
+        (Path(screenshots) / "report.json").write_text(json.dumps(report, indent=1))
+        for entry in TOC_ENTRIES:
+            target = Path(screenshots) / (entry.replace("/", "__") + ".png")
+            _run_chromium(chromium, ["--virtual-time-budget=20000", "--window-size=1280,2600",
+                                     f"--screenshot={target}", f"{base}/{entry}.html"],
+                          profile_dir)
+    return {"pages": {entry: report[page] for entry, page in zip(TOC_ENTRIES, pages)},
+            "base": base, "failures": list(handler.failures)}
+
+
+@pytest.mark.parametrize("entry", TOC_ENTRIES)
+def test_page_in_browser(browser_report, entry):
+    page = browser_report["pages"][entry]
+    assert "error" not in page, page.get("error")
+    assert page["text_length"] > 200, f"{entry} rendered almost no text"
+    assert not page["traceback"], f"{entry} shows a Traceback"
+    # math: every .math element typeset by the local MathJax, no raw TeX left visible
+    assert page["math_typeset"] == page["math"], (
+        f"{entry}: {page['math'] - page['math_typeset']} of {page['math']} formulas not typeset")
+    assert not page["raw_tex"], f"{entry}: raw TeX delimiters {page['raw_tex']} in the text"
+    if book.CHAPTER_PATTERN.match(entry) or entry == "book/intro":
+        assert page["mjx_containers"] > 0, f"{entry}: no MathJax output at all"
+    broken = [image["src"] for image in page["images"] if not image["width"] > 0]
+    assert not broken, f"{entry}: images that did not load: {broken}"
+    if book.CHAPTER_PATTERN.match(entry):
+        assert page["images"], f"{entry}: a chapter with no figure"
+    # the sidebar lists every page of _toc.yml
+    base = browser_report["base"]
+    linked = {urlparse(href).path.lstrip("/").removesuffix(".html") for href in page["sidebar"]
+              if href.startswith(base)}
+    missing = [other for other in TOC_ENTRIES if other not in linked]
+    assert not missing, f"{entry}: sidebar does not list {missing}"
+
+
+def test_browser_requests_all_succeeded(browser_report):
+    assert not browser_report["failures"], (
+        "the pages requested files that the build does not have: "
+        + ", ".join(browser_report["failures"]))
