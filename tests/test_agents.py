@@ -46,6 +46,8 @@ def test_summary_and_figure(smoke_records):
     rows = summarize(records)
     assert [row["core"] for row in rows] == list(CORES)
     assert all(len(row["episodes_to_threshold"]) == 2 for row in rows)
+    # nobody reaches 80% in 96 smoke episodes: each seed counts as the whole budget
+    assert all(row["reach_mean"] == 96 and row["reach_std"] == 0 for row in rows)
     ax = plot_learning_curves(records)
     assert len(ax.get_lines()) >= 3
     import matplotlib.pyplot as plt
@@ -89,14 +91,20 @@ def test_bad_config_rejected():
 def test_verdict_follows_the_numbers():
     from fwbook.agents import learning_speed_verdict
 
-    def row(core, auc, std=0.01):
-        return {"core": core, "auc_mean": auc, "auc_std": std}
-    assert learning_speed_verdict([row("fast_weights", 0.8), row("irnn", 0.5),
-                                   row("lstm", 0.6)]).startswith("Yes")
-    assert learning_speed_verdict([row("fast_weights", 0.61, 0.05), row("irnn", 0.5),
-                                   row("lstm", 0.6)]).startswith("Only weakly")
-    assert learning_speed_verdict([row("fast_weights", 0.5), row("irnn", 0.4),
-                                   row("lstm", 0.6)]).startswith("No: the LSTM")
+    def row(core, auc, reach, std=0.01, reach_std=100.0):
+        return {"core": core, "auc_mean": auc, "auc_std": std, "reach_mean": reach,
+                "reach_std": reach_std, "threshold": 0.8}
+    clear = learning_speed_verdict([row("fast_weights", 0.8, 1000), row("irnn", 0.5, 3000),
+                                    row("lstm", 0.6, 2000)])
+    assert clear.startswith("Yes.") and "LSTM, the quicker control (clear)" in clear
+    weak = learning_speed_verdict([row("fast_weights", 0.61, 1950, 0.05), row("irnn", 0.5, 3000),
+                                   row("lstm", 0.6, 2000)])
+    assert weak.startswith("Yes, but not by a clear margin")
+    mixed = learning_speed_verdict([row("fast_weights", 0.7, 2500), row("irnn", 0.5, 3000),
+                                    row("lstm", 0.6, 2000)])
+    assert mixed.startswith("Partly")
+    assert learning_speed_verdict([row("fast_weights", 0.5, 4000), row("irnn", 0.4, 3000),
+                                   row("lstm", 0.6, 2000)]).startswith("No.")
 
 
 def test_elapsed_span(smoke_records):

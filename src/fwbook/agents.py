@@ -104,11 +104,11 @@ PROFILE_CONFIGS = {
     # a few minutes for 3 cores x 3 seeds on 2 CPU cores
     "quick": dict(size=8, visible_steps=2, hidden=32, batch=32, updates=1500, log_every=50,
                   eval_episodes=1000),
-    # 3 cores x 5 seeds, two single-threaded workers on a 2-core CPU: well under an hour
+    # 3 cores x 10 seeds, two single-threaded workers on a 2-core CPU: well under an hour
     "paper": dict(size=12, visible_steps=2, hidden=64, batch=32, updates=5000, log_every=50,
                   eval_episodes=2000),
 }
-PROFILE_SEEDS = {"smoke": (0, 1, 2), "quick": (0, 1, 2), "paper": (0, 1, 2, 3, 4)}
+PROFILE_SEEDS = {"smoke": (0, 1, 2), "quick": (0, 1, 2), "paper": tuple(range(10))}
 
 
 def profile_config(profile: str, core: str) -> AgentConfig:
@@ -276,9 +276,14 @@ def evaluate(agent: CatchAgent, config: AgentConfig, seed: int, device: torch.de
 
 
 def _git_commit() -> str:
+    """HEAD, with ``-dirty`` when the code a Catch run uses differs from it."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, check=True, timeout=10).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        code = ["src/fwbook/catch.py", "src/fwbook/agents.py", "src/fwbook/models.py"]
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *code], cwd=REPO_ROOT,
+                               timeout=10).returncode != 0
+        return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -318,6 +323,7 @@ def train(config: AgentConfig, seed: int = 0, device: str = "auto",
     from tqdm.auto import tqdm
 
     device = resolve_device(device)
+    commit, started = _git_commit(), time.strftime("%Y-%m-%dT%H:%M:%S%z")  # the code that ran
     torch.manual_seed(seed)  # initial weights
     agent = CatchAgent(config).to(device)
     env = VectorCatch(config.batch, config.size, config.visible_steps, device, seed=seed)
@@ -359,7 +365,7 @@ def train(config: AgentConfig, seed: int = 0, device: str = "auto",
                    "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__},
-        "commit": _git_commit(),
+        "commit": commit, "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if out is not None:
@@ -457,12 +463,17 @@ def episodes_to_reach(record: dict, threshold: float, window: int = 4) -> Option
     return int(record["curves"]["episodes"][hits[0]]) if len(hits) else None
 
 
-def summarize(records: Sequence[dict], threshold: float = 0.8) -> list[dict]:
-    """One row per core: seeds, final greedy catch rate, area under the learning curve,
-    episodes to reach ``threshold`` (per seed; None where never reached) and wall time.
+def summarize(records: Sequence[dict], threshold: float = 0.8, stable: float = 0.95
+              ) -> list[dict]:
+    """One row per core, aggregated over its seeds.
 
-    The area under the curve is the mean training catch rate over the whole run: a single
-    number for "learns faster" that does not depend on a threshold.
+    Columns: ``final_*`` greedy catch rate at the end; ``auc_*`` the mean training catch rate
+    over the whole run (area under the learning curve / its length); ``episodes_to_threshold``
+    per seed (None where the smoothed training catch rate never reached ``threshold``) and
+    ``reach_*`` their mean and spread, counting a seed that never got there as the whole
+    budget; ``worst_after_stable``: the lowest smoothed training catch rate of any seed after
+    it first reached ``stable`` (how steady learning stays; None if no seed got there);
+    ``wall_time_s_*`` per-run wall time.
     """
     rows = []
     for core in CORES:
@@ -472,11 +483,22 @@ def summarize(records: Sequence[dict], threshold: float = 0.8) -> list[dict]:
         finals = np.array([r["final_greedy_catch_rate"] for r in group])
         areas = np.array([np.mean(r["curves"]["catch_rate"]) for r in group])
         reach = [episodes_to_reach(r, threshold) for r in group]
+        budget = [r["curves"]["episodes"][-1] for r in group]
+        reach_or_budget = np.array([b if e is None else e for e, b in zip(reach, budget)], float)
+        after = []
+        for r in group:
+            rates = _smooth(np.asarray(r["curves"]["catch_rate"]), 4)
+            hits = np.nonzero(rates >= stable)[0]
+            if len(hits):
+                after.append(float(rates[hits[0]:].min()))
         rows.append({
             "core": core, "seeds": [r["seed"] for r in group],
             "final_mean": float(finals.mean()), "final_std": float(finals.std(ddof=0)),
             "auc_mean": float(areas.mean()), "auc_std": float(areas.std(ddof=0)),
             "episodes_to_threshold": reach, "threshold": threshold,
+            "reach_mean": float(reach_or_budget.mean()),
+            "reach_std": float(reach_or_budget.std(ddof=0)),
+            "stable": stable, "worst_after_stable": min(after) if after else None,
             "wall_time_s_mean": float(np.mean([r["wall_time_s"] for r in group])),
             "wall_time_s_total": float(np.sum([r["wall_time_s"] for r in group])),
         })
@@ -492,32 +514,49 @@ def elapsed_span_s(records: Sequence[dict]) -> float:
     return max(ends) - min(starts)
 
 
-def learning_speed_verdict(rows: Sequence[dict]) -> str:
-    """One sentence, computed from :func:`summarize` rows: do fast weights learn fastest?
+def _compare(fast: float, other: float, noise: float, higher_is_better: bool) -> str:
+    margin = (fast - other) if higher_is_better else (other - fast)
+    return "clear" if margin > noise else "within noise" if margin > 0 else "against"
 
-    "Learns faster" is judged by the mean training catch rate over the whole run (the area
-    under the learning curve, averaged over seeds); the margin is compared with the spread
-    over seeds so that a difference inside the noise is called a tie.
+
+def learning_speed_verdict(rows: Sequence[dict]) -> str:
+    """A short paragraph, computed from :func:`summarize` rows: do fast weights learn fastest?
+
+    Two measures of speed, each against the *better* of the other cores on that measure:
+    episodes until the training catch rate first reaches the threshold (fewer is faster) and
+    the mean training catch rate over the whole run (higher is faster). A margin counts as
+    clear only when it is larger than the spread (standard deviation) over seeds of either
+    core; a smaller positive margin is "within noise".
     """
     by_core = {row["core"]: row for row in rows}
     if "fast_weights" not in by_core or len(by_core) < 2:
         return "Not enough cores to compare."
+    names = {"irnn": "IRNN", "lstm": "LSTM"}
     fast = by_core["fast_weights"]
     others = [row for row in rows if row["core"] != "fast_weights"]
-    best_other = max(others, key=lambda row: row["auc_mean"])
-    margin = fast["auc_mean"] - best_other["auc_mean"]
-    noise = max(fast["auc_std"], best_other["auc_std"])
-    name = {"irnn": "the IRNN", "lstm": "the LSTM"}[best_other["core"]]
-    if margin > noise:
-        return (f"Yes: the fast-weights agents have the highest mean catch rate over training "
-                f"({fast['auc_mean']:.2f} against {best_other['auc_mean']:.2f} for {name}, the "
-                f"better control), a margin larger than the spread over seeds ({noise:.2f}).")
-    if margin > 0:
-        return (f"Only weakly: the fast-weights agents have the highest mean catch rate over "
-                f"training ({fast['auc_mean']:.2f} against {best_other['auc_mean']:.2f} for "
-                f"{name}), but the margin is within the spread over seeds ({noise:.2f}).")
-    return (f"No: {name} agents learn at least as fast (mean catch rate over training "
-            f"{best_other['auc_mean']:.2f} against {fast['auc_mean']:.2f} for fast weights).")
+    quickest = min(others, key=lambda row: row["reach_mean"])
+    highest = max(others, key=lambda row: row["auc_mean"])
+    reach = _compare(fast["reach_mean"], quickest["reach_mean"],
+                     max(fast["reach_std"], quickest["reach_std"]), higher_is_better=False)
+    area = _compare(fast["auc_mean"], highest["auc_mean"],
+                    max(fast["auc_std"], highest["auc_std"]), higher_is_better=True)
+    if reach == area == "clear":
+        head = "Yes."
+    elif "against" not in (reach, area):
+        head = "Yes, but not by a clear margin on every measure."
+    elif reach == area == "against":
+        head = "No."
+    else:
+        head = "Partly: the two measures disagree."
+    threshold = f"{fast['threshold']:.0%}"
+    return (
+        f"{head} Episodes until the training catch rate first reached {threshold}: "
+        f"{fast['reach_mean']:,.0f} ± {fast['reach_std']:,.0f} for fast weights against "
+        f"{quickest['reach_mean']:,.0f} ± {quickest['reach_std']:,.0f} for the "
+        f"{names[quickest['core']]}, the quicker control ({reach}). Mean training catch rate "
+        f"over the run: {fast['auc_mean']:.3f} ± {fast['auc_std']:.3f} against "
+        f"{highest['auc_mean']:.3f} ± {highest['auc_std']:.3f} for the "
+        f"{names[highest['core']]} ({area}). (Mean ± standard deviation over seeds.)")
 
 
 def plot_learning_curves(records: Sequence[dict], metric: str = "catch_rate",
