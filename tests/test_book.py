@@ -288,3 +288,31 @@ def test_browser_requests_all_succeeded(browser_report):
     assert not browser_report["failures"], (
         "the pages requested files that the build does not have: "
         + ", ".join(browser_report["failures"]))
+
+
+def test_command_line_hook():
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="fwbook")
+    book.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["book", "--profile", "smoke", "--seed", "2", "--chapters", "01"])
+    assert (args.profile, args.seed, args.chapters, args.output_dir) == ("smoke", 2, ["01"], "_build")
+    assert callable(args.handler)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["book", "--profile", "huge"])
+
+
+def test_config_keeps_the_book_offline():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert "sphinx-mathjax-offline" in config["sphinx"]["extra_extensions"]
+    sphinx = config["sphinx"]["config"]
+    assert not sphinx["mathjax_path"].startswith(("http:", "https:", "//"))
+    assert sphinx["nb_ipywidgets_js"] == {}  # no widget JavaScript from a CDN
+    assert ["html", "application/vnd.jupyter.widget-view+json", None] in \
+        sphinx["nb_mime_priority_overrides"]
+    for pattern in (".*", "**/.*", ".venv", "_build", "node_modules", "results", "src",
+                    "tests", "README.md"):
+        assert pattern in config["exclude_patterns"], pattern

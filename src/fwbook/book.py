@@ -129,9 +129,12 @@ def execute_chapter(name: str, profile: str = "quick", seed: int = 0, device: st
     target = source.with_suffix(".ipynb")
     convert_chapter(source, target)
     environment = os.environ
-    old_path = environment.get("PATH", "")
+    saved = {key: environment.get(key) for key in ("PATH", "MPLBACKEND")}
     # the python3 kernelspec runs `python`: make it this interpreter (the project's venv)
-    environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), old_path])
+    environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), saved["PATH"] or ""])
+    # the kernel must draw figures inline even when the caller set MPLBACKEND=Agg (CI does):
+    # with Agg a returned Figure is shown as "<Figure size ...>" text, not as an image
+    environment["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try:
         papermill.execute_notebook(
             str(target), str(target), parameters={"profile": profile, "seed": seed,
@@ -147,7 +150,11 @@ def execute_chapter(name: str, profile: str = "quick", seed: int = 0, device: st
         raise BookBuildError(f"chapter {name} could not be executed: "
                              f"{type(error).__name__}: {error}") from error
     finally:
-        environment["PATH"] = old_path
+        for key, value in saved.items():
+            if value is None:
+                environment.pop(key, None)
+            else:
+                environment[key] = value
     _hide_default_parameters(target)
     return target
 
@@ -278,6 +285,17 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--output-dir", default="_build",
                         help="jupyter-book's _build folder; HTML goes to OUTPUT_DIR/html")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def add_parser(subparsers, parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Register ``book`` on the ``fwbook`` command line (the hook ``fwbook.cli`` looks for)."""
+    parser = subparsers.add_parser(
+        "book", help="execute the chapters with papermill and render the book (jupyter-book -W)",
+        description="Execute every chapter in _toc.yml with papermill (profile, seed, device), "
+                    "then render the HTML with jupyter-book build -W into OUTPUT_DIR/html.")
+    add_book_arguments(parser)
+    parser.set_defaults(handler=lambda args, _parser=None: run_book(args))
     return parser
 
 
