@@ -72,6 +72,8 @@ def test_every_chapter_executed_with_figures_and_no_errors(built_book):
         injected = [cell for cell in notebook.cells
                     if "injected-parameters" in cell.metadata.get("tags", [])]
         assert injected and "profile = \"smoke\"" in injected[0].source, name
+        assert notebook.metadata["fwbook"]["parameters"]["profile"] == "smoke"
+        assert "torch" in notebook.metadata["fwbook"]["versions"]
         outputs = [output for cell in notebook.cells if cell.cell_type == "code"
                    for output in cell.get("outputs", [])]
         assert not [output for output in outputs if output.output_type == "error"], name

@@ -155,18 +155,34 @@ def execute_chapter(name: str, profile: str = "quick", seed: int = 0, device: st
                 environment.pop(key, None)
             else:
                 environment[key] = value
-    _hide_default_parameters(target)
+    _finish_notebook(target, {"profile": profile, "seed": seed, "device": device})
     return target
 
 
-def _hide_default_parameters(path: Path) -> None:
-    """Hide the defaults cell in the book; papermill's injected cell shows the values used."""
+def _versions() -> dict:
+    from importlib import metadata
+    import platform
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("fwbook", "torch", "numpy", "matplotlib", "seaborn", "pandas", "papermill",
+                    "jupyter-book"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _finish_notebook(path: Path, parameters: dict) -> None:
+    """Record parameters and installed versions in the notebook's metadata (``fwbook``), and
+    hide the defaults cell in the book: papermill's injected cell shows the values used."""
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
-    if not any("injected-parameters" in cell.metadata.get("tags", []) for cell in notebook.cells):
-        return
-    for cell in notebook.cells:
+    notebook.metadata["fwbook"] = {"parameters": parameters, "versions": _versions()}
+    injected = any("injected-parameters" in cell.metadata.get("tags", [])
+                   for cell in notebook.cells)
+    for cell in notebook.cells if injected else []:
         tags = cell.metadata.setdefault("tags", [])
         if "parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
