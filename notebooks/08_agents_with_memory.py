@@ -162,7 +162,10 @@ threshold = f"{rows[0]['threshold']:.0%}"
 table = pd.DataFrame({
     "core": [r["core"] for r in rows],
     "seeds": [len(r["seeds"]) for r in rows],
-    f"episodes to {threshold}": [f"{r['reach_mean']:,.0f} ± {r['reach_std']:,.0f}" for r in rows],
+    f"episodes to {threshold}": [
+        "—" if all(e is None for e in r["episodes_to_threshold"]) else
+        ("≥ " if None in r["episodes_to_threshold"] else "")
+        + f"{r['reach_mean']:,.0f} ± {r['reach_std']:,.0f}" for r in rows],
     f"episodes to {threshold}, per seed": [
         ", ".join("—" if e is None else f"{e / 1000:.1f}k" for e in r["episodes_to_threshold"])
         for r in rows],

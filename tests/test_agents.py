@@ -93,7 +93,7 @@ def test_verdict_follows_the_numbers():
 
     def row(core, auc, reach, std=0.01, reach_std=100.0):
         return {"core": core, "auc_mean": auc, "auc_std": std, "reach_mean": reach,
-                "reach_std": reach_std, "threshold": 0.8}
+                "reach_std": reach_std, "threshold": 0.8, "episodes_to_threshold": [reach]}
     clear = learning_speed_verdict([row("fast_weights", 0.8, 1000), row("irnn", 0.5, 3000),
                                     row("lstm", 0.6, 2000)])
     assert clear.startswith("Yes.") and "LSTM, the quicker control (clear)" in clear
@@ -105,6 +105,9 @@ def test_verdict_follows_the_numbers():
     assert mixed.startswith("Partly")
     assert learning_speed_verdict([row("fast_weights", 0.5, 4000), row("irnn", 0.4, 3000),
                                    row("lstm", 0.6, 2000)]).startswith("No.")
+    never = [dict(row(core, 0.2, 96), episodes_to_threshold=[None]) for core in CORES]
+    text = learning_speed_verdict(never)
+    assert text.startswith("No.") and "No run reached" in text
 
 
 def test_elapsed_span(smoke_records):

@@ -516,6 +516,8 @@ def elapsed_span_s(records: Sequence[dict]) -> float:
 
 def _compare(fast: float, other: float, noise: float, higher_is_better: bool) -> str:
     margin = (fast - other) if higher_is_better else (other - fast)
+    if margin == 0:
+        return "tie"
     return "clear" if margin > noise else "within noise" if margin > 0 else "against"
 
 
@@ -540,20 +542,29 @@ def learning_speed_verdict(rows: Sequence[dict]) -> str:
                      max(fast["reach_std"], quickest["reach_std"]), higher_is_better=False)
     area = _compare(fast["auc_mean"], highest["auc_mean"],
                     max(fast["auc_std"], highest["auc_std"]), higher_is_better=True)
-    if reach == area == "clear":
+    outcomes = (reach, area)
+    favour = sum(o in ("clear", "within noise") for o in outcomes)
+    against = outcomes.count("against")
+    if outcomes == ("clear", "clear"):
         head = "Yes."
-    elif "against" not in (reach, area):
+    elif favour and not against:
         head = "Yes, but not by a clear margin on every measure."
-    elif reach == area == "against":
+    elif not favour:
         head = "No."
     else:
         head = "Partly: the two measures disagree."
     threshold = f"{fast['threshold']:.0%}"
+    if all(e is None for row in rows for e in row["episodes_to_threshold"]):
+        reach_text = f"No run reached a training catch rate of {threshold} within its budget."
+    else:
+        reach_text = (
+            f"Episodes until the training catch rate first reached {threshold} (a run that "
+            f"never did counts as its whole budget): {fast['reach_mean']:,.0f} ± "
+            f"{fast['reach_std']:,.0f} for fast weights against {quickest['reach_mean']:,.0f} ± "
+            f"{quickest['reach_std']:,.0f} for the {names[quickest['core']]}, the quicker "
+            f"control ({reach}).")
     return (
-        f"{head} Episodes until the training catch rate first reached {threshold}: "
-        f"{fast['reach_mean']:,.0f} ± {fast['reach_std']:,.0f} for fast weights against "
-        f"{quickest['reach_mean']:,.0f} ± {quickest['reach_std']:,.0f} for the "
-        f"{names[quickest['core']]}, the quicker control ({reach}). Mean training catch rate "
+        f"{head} {reach_text} Mean training catch rate "
         f"over the run: {fast['auc_mean']:.3f} ± {fast['auc_std']:.3f} against "
         f"{highest['auc_mean']:.3f} ± {highest['auc_std']:.3f} for the "
         f"{names[highest['core']]} ({area}). (Mean ± standard deviation over seeds.)")
