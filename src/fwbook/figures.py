@@ -264,7 +264,8 @@ def plot_learning_curves(records: Sequence[dict], title: Optional[str] = None) -
     right.set_yscale("log")
     for ax in (left, right):
         ax.set_xlabel("updates")
-    left.legend(fontsize=9)
+    if labelled:
+        left.legend(fontsize=9)
     chance = 90.0  # ten equally likely digits
     left.axhline(chance, color="0.5", ls=":", lw=1)
     left.text(0.99, chance, "chance (90%)", ha="right", va="bottom", fontsize=8, color="0.4",
