@@ -139,10 +139,12 @@ class FastWeightsCore(nn.Module):
         """A(t) h_s(t+1) (B, H) and the Eq. 4 weights on h(1)..h(t) (B, t)."""
         if state.past is not None:
             past = state.past  # (B, t, H) = h(1) .. h(t)
-            similarity = torch.bmm(past, hs.unsqueeze(2)).squeeze(2)  # (B, t)  h(τ)ᵀ h_s
-            weights = self.fast_lr * decay_weights * similarity  # (B, t)  η λ^(t-τ) h(τ)ᵀ h_s
+            # element-wise products and sums: cheaper than batched matrix-vector products for
+            # these sizes, and the same operations as _forward_efficient (identical numbers)
+            similarity = (past * hs.unsqueeze(1)).sum(2)  # (B, t)  h(τ)ᵀ h_s
+            weights = similarity * (self.fast_lr * decay_weights)  # (B, t)  η λ^(t-τ) h(τ)ᵀ h_s
             # (Eq. 4) A(t) h_s = η Σ_τ λ^(t-τ) h(τ) [h(τ)ᵀ h_s]
-            return torch.bmm(weights.unsqueeze(1), past).squeeze(1), weights  # (B, H)
+            return (weights.unsqueeze(2) * past).sum(1), weights  # (B, H)
         # explicit form: A(t) h_s as a batched matrix-vector product
         return torch.bmm(state.fast_weights, hs.unsqueeze(2)).squeeze(2), None  # (B, H)
 
@@ -198,15 +200,58 @@ class FastWeightsCore(nn.Module):
             hidden states (B, T, H) and weights (B, T, S, T) or None.
         """
         batch, steps, _ = drive.shape
+        if not record and self.memory == "efficient":
+            return self._forward_efficient(drive), None
         state = self.initial_state(batch, drive)
         outputs, all_weights = [], []
-        for t in range(steps):
-            state, weights = self.step(drive[:, t], state, record)
+        for t, drive_t in enumerate(drive.unbind(1)):  # unbind: one gradient copy, not T
+            state, weights = self.step(drive_t, state, record)
             outputs.append(state.h)
             if record:
                 all_weights.append(F.pad(weights, (0, steps - weights.shape[2])))  # (B, S, T)
         weights = torch.stack(all_weights, 1) if record else None  # (B, T, S, T)
         return torch.stack(outputs, 1), weights  # (B, T, H)
+
+
+    def _forward_efficient(self, drive: torch.Tensor) -> torch.Tensor:
+        """Eq. 4 over a whole sequence, the same maths as :meth:`step` with fewer operations.
+
+        The training hot path (measured by ``fwbook bench``): η λ^k is computed once, h(0) = 0
+        and A(0) = 0 skip their zero terms, and the attention over T <= a few dozen past
+        states uses element-wise products and sums, cheaper than batched matrix-vector
+        products at these sizes. ``tests/test_models.py`` checks it against the explicit form,
+        which runs through :meth:`step`.
+
+        Args:
+            drive: (B, T, H) input projections.
+        Returns:
+            hidden states (B, T, H).
+        """
+        steps = drive.shape[1]
+        # η λ^(T-1-k) for k = 0..T-1; its last t entries are η λ^(t-τ) for τ = 1..t
+        powers = self.fast_lr * torch.pow(
+            torch.as_tensor(self.decay, dtype=drive.dtype, device=drive.device),
+            torch.arange(steps - 1, -1, -1, dtype=drive.dtype, device=drive.device))
+        outputs: list[torch.Tensor] = []
+        past = None  # (B, t, H) = h(1) .. h(t)
+        for t, drive_t in enumerate(drive.unbind(1)):
+            if t == 0:
+                slow = drive_t  # (B, H)  W h(0) + C x(0) with h(0) = 0
+                hs = slow
+                for _ in range(self.inner_steps):
+                    hs = F.relu(self.norm(slow))  # A(0) = 0: no fast term
+            else:
+                slow = outputs[-1] @ self.recurrent.T + drive_t  # (B, H)  W h(t) + C x(t)
+                hs = F.relu(slow)  # (B, H)  h_0(t+1)
+                decay_weights = powers[steps - t:]  # (t,)  η λ^(t-τ)
+                for _ in range(self.inner_steps):
+                    # (Eq. 4) A(t) h_s = η Σ_τ λ^(t-τ) h(τ) [h(τ)ᵀ h_s]
+                    weights = (past * hs.unsqueeze(1)).sum(2) * decay_weights  # (B, t)
+                    fast = (weights.unsqueeze(2) * past).sum(1)  # (B, H)
+                    hs = F.relu(self.norm(slow + fast))  # (Eq. 2)
+            outputs.append(hs)
+            past = torch.stack(outputs, 1)  # (B, t+1, H)
+        return past
 
 
 class RecurrentClassifier(nn.Module):
