@@ -112,3 +112,495 @@ def run_bench(hidden_sizes=BENCH_HIDDEN, batch_size=128, device="auto", repeats=
     if json_path is not None:
         write_json_atomic(Path(json_path), rows)
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# The plain eager reference, the fast paths, time to accuracy, sweep throughput, memory cost
+# --------------------------------------------------------------------------------------------
+
+SPEEDUP_HIDDEN = (50, 100)
+COST_HIDDEN = (20, 50, 100, 200)
+COST_PAIRS = (4, 9, 19)  # K; T = 2K + 3 = 11, 21, 41 tokens
+
+
+class ReferenceEagerCore(torch.nn.Module):
+    """A plain eager Eq. 4 recurrence, kept as the fixed yardstick of the speed targets.
+
+    This is the first implementation of ``FastWeightsCore`` (one ``drive[:, t]`` slice, one
+    ``torch.cat`` of the past and batched matrix-vector products per step), frozen here so
+    that "x times faster than plain eager" is measured against the same code in every run.
+    It has ``FastWeightsCore``'s parameters, so it can load a fast-weights model's weights.
+    """
+
+    def __init__(self, core) -> None:
+        super().__init__()
+        self.hidden, self.decay, self.fast_lr = core.hidden, core.decay, core.fast_lr
+        self.inner_steps = core.inner_steps
+        self.recurrent = core.recurrent
+        self.norm = core.norm
+
+    def forward(self, drive: torch.Tensor, record: bool = False):
+        batch, steps, _ = drive.shape
+        h = drive.new_zeros(batch, self.hidden)  # (B, H)
+        past = drive.new_zeros(batch, 0, self.hidden)  # (B, t, H)
+        outputs = []
+        for t in range(steps):
+            slow = h @ self.recurrent.T + drive[:, t]  # (B, H)
+            hs = torch.relu(slow)
+            exponents = torch.arange(past.shape[1] - 1, -1, -1, dtype=h.dtype)
+            decay_weights = torch.pow(torch.as_tensor(self.decay, dtype=h.dtype), exponents)
+            for _ in range(self.inner_steps):
+                similarity = torch.bmm(past, hs.unsqueeze(2)).squeeze(2)  # (B, t)
+                weights = self.fast_lr * decay_weights * similarity  # (B, t)
+                fast = torch.bmm(weights.unsqueeze(1), past).squeeze(1)  # (B, H)  Eq. 4
+                hs = torch.relu(self.norm(slow + fast))
+            h = hs
+            past = torch.cat([past, h.unsqueeze(1)], 1)
+            outputs.append(h)
+        return torch.stack(outputs, 1), None
+
+
+def reference_eager_model(hidden: int, seed: int = 0):
+    """A fast-weights model (Eq. 4) whose recurrence is :class:`ReferenceEagerCore`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(ModelConfig(model="fast_weights", hidden=hidden))
+    model.core = ReferenceEagerCore(model.core)
+    return model
+
+
+def _median_rates(step_functions: dict, batch_size: int, repeats: int, steps_per_repeat: int,
+                  device: torch.device) -> dict[str, float]:
+    """Median sequences/s of several step functions, timed in interleaved blocks."""
+    rates: dict[str, list[float]] = {name: [] for name in step_functions}
+    for _ in range(repeats):
+        for name, run_one in step_functions.items():
+            start = time.perf_counter()
+            for _ in range(steps_per_repeat):
+                run_one()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            rates[name].append(steps_per_repeat * batch_size / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int = 128,
+                  device: str = "cpu", repeats: int = 5, steps_per_repeat: int = 10,
+                  compiled: bool = True, warmup: int = 3) -> list[dict]:
+    """The training paths against the plain eager reference, FW Eq. 4, in one process.
+
+    Paths: ``reference`` (:class:`ReferenceEagerCore`, plain step), ``default`` (the package's
+    model and :func:`fwbook.train.plain_training_step`, what ``train`` uses by default) and
+    ``compiled`` (:func:`fwbook.speed.compiled_training_step`, ``TrainConfig.fast_path``).
+    Blocks of the paths alternate, so machine load hits them alike; each rate is a median.
+
+    Returns:
+        rows ``{"hidden", "path", "seq_per_s", "ratio_to_reference", "compile_s"}``.
+    """
+    from .speed import compiled_training_step
+
+    torch_device = torch.device(device)
+    batch = associative_retrieval(batch_size, generator=torch.Generator().manual_seed(0))
+    batch = batch.to(torch_device)
+    rows = []
+    for hidden in hidden_sizes:
+        reference = reference_eager_model(hidden).to(torch_device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            default = build_model(ModelConfig(model="fast_weights", hidden=hidden))
+            fast = build_model(ModelConfig(model="fast_weights", hidden=hidden))
+        default.to(torch_device)
+        fast.to(torch_device)
+        paths = {}
+        for name, model in (("reference", reference), ("default", default)):
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            paths[name] = (lambda m=model, o=optimizer: plain_training_step(
+                m, o, batch.inputs, batch.targets, 5.0))
+        compile_s = None
+        if compiled:
+            step = compiled_training_step(fast, torch.optim.Adam(fast.parameters(), lr=1e-3), 5.0)
+            step(batch.inputs, batch.targets)  # compiles
+            compile_s = step.compile_s
+            if step.compiled:
+                paths["compiled"] = lambda s=step: s(batch.inputs, batch.targets)
+        for run_one in paths.values():
+            for _ in range(warmup):
+                run_one()
+        rates = _median_rates(paths, batch_size, repeats, steps_per_repeat, torch_device)
+        for name, rate in rates.items():
+            rows.append({"hidden": hidden, "path": name, "seq_per_s": round(rate, 1),
+                         "ratio_to_reference": round(rate / rates["reference"], 3),
+                         "compile_s": round(compile_s, 1) if name == "compiled" else None})
+    return rows
+
+
+def time_to_accuracy(hidden: int = 20, thresholds: tuple[float, ...] = (0.05, 0.02),
+                     max_updates: int = 60_000, eval_every: int = 250, batch_size: int = 128,
+                     lr: float = 1e-3, seed: int = 0, device: str = "cpu",
+                     fast_path: bool = False, num_validation: int = 10_000) -> dict:
+    """Updates and wall seconds for FW (Eq. 4) from scratch to each validation-error threshold.
+
+    The run follows ``fwbook.train`` (same data, initialisation, order, Adam, clipping at 5)
+    and stops once the last threshold is reached or after ``max_updates``. Wall seconds count
+    training and the validation passes (every ``eval_every`` updates), compile time included
+    and also given apart.
+
+    Returns:
+        ``{"hidden", "fast_path", "compile_s", "thresholds": [{"val_error", "updates",
+        "wall_s"} ...], "curve": {"step", "val_error", "wall_s"}}``; a threshold never reached
+        has ``updates`` and ``wall_s`` None.
+    """
+    from .data import make_splits
+    from .speed import compiled_training_step
+    from .train import classification_error
+
+    torch_device = torch.device(device)
+    data = make_splits(0, 4, 100_000, num_validation, 1)
+    train_split, validation = data.train.to(torch_device), data.validation.to(torch_device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(ModelConfig(model="fast_weights", hidden=hidden)).to(torch_device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if fast_path:
+        step_function = compiled_training_step(model, optimizer, 5.0)
+    else:
+        def step_function(inputs, targets):
+            return plain_training_step(model, optimizer, inputs, targets, 5.0)
+    generator = torch.Generator().manual_seed(seed + 1_000_003)
+    permutation, position = torch.randperm(len(train_split), generator=generator), 0
+    remaining = sorted(thresholds, reverse=True)
+    reached: dict[float, tuple[int, float]] = {}
+    curve = {"step": [], "val_error": [], "wall_s": []}
+    started = time.perf_counter()
+    for update in range(1, max_updates + 1):
+        if position + batch_size > len(train_split):
+            permutation, position = torch.randperm(len(train_split), generator=generator), 0
+        index = permutation[position:position + batch_size].to(torch_device)
+        position += batch_size
+        step_function(train_split.inputs[index], train_split.targets[index])
+        if update % eval_every == 0:
+            error, _ = classification_error(model, validation)
+            elapsed = time.perf_counter() - started
+            curve["step"].append(update)
+            curve["val_error"].append(error)
+            curve["wall_s"].append(round(elapsed, 2))
+            while remaining and error <= remaining[0]:
+                reached[remaining.pop(0)] = (update, elapsed)
+            if not remaining:
+                break
+    compile_s = getattr(step_function, "compile_s", None)
+    return {"hidden": hidden, "fast_path": fast_path, "eval_every": eval_every, "lr": lr,
+            "batch_size": batch_size, "max_updates": max_updates,
+            "compile_s": round(compile_s, 1) if compile_s is not None else None,
+            "thresholds": [{"val_error": threshold,
+                            "updates": reached[threshold][0] if threshold in reached else None,
+                            "wall_s": round(reached[threshold][1], 1) if threshold in reached
+                            else None} for threshold in sorted(thresholds, reverse=True)],
+            "curve": curve}
+
+
+def sweep_throughput(models: Iterable[str] = ("irnn", "lstm", "alstm", "fast_weights"),
+                     hidden_sizes: Iterable[int] = BENCH_HIDDEN, seeds: int = 3,
+                     batch_size: int = 128, device: str = "cpu", repeats: int = 3,
+                     steps_per_repeat: int = 5, paper_steps: int = 100_000) -> list[dict]:
+    """Updates per second of the Table 1 grid: seeds one by one against seeds batched.
+
+    For every (model, R) it times ``seeds`` plain models stepped one after another and the
+    same seeds as one batched model (:mod:`fwbook.batched`), interleaved, and projects the
+    wall time of the paper profile (``paper_steps`` updates per run, evaluation excluded).
+
+    Returns:
+        rows ``{"model", "hidden", "seeds", "single_updates_per_s", "batched_updates_per_s",
+        "batched_speedup", "single_models_per_hour", "batched_models_per_hour"}`` where an
+        "update" is one update of every seed and models/hour is for ``paper_steps``.
+    """
+    from .batched import _StackedModels
+    from .experiments import retrieval_config
+
+    torch_device = torch.device(device)
+    generator = torch.Generator().manual_seed(0)
+    batches = [associative_retrieval(batch_size, generator=generator).to(torch_device)
+               for _ in range(seeds)]
+    inputs = torch.stack([b.inputs for b in batches])  # (K, B, T)
+    targets = torch.stack([b.targets for b in batches])  # (K, B)
+    rows = []
+    for model_name in models:
+        for hidden in hidden_sizes:
+            configs = [retrieval_config(model_name, hidden, "paper", seed=s) for s in range(seeds)]
+            singles = []
+            for config in configs:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(config.seed)
+                    model = build_model(config.model).to(torch_device)
+                singles.append((model, torch.optim.Adam(model.parameters(), lr=1e-3)))
+            stacked = _StackedModels([build_model(c.model).to(torch_device) for c in configs],
+                                     configs[0])
+            parameters = list(stacked.params.values())
+            optimizer = torch.optim.Adam(parameters, lr=1e-3)
+
+            def single_update():
+                for (model, opt), x, y in zip(singles, inputs, targets):
+                    plain_training_step(model, opt, x, y, 5.0)
+
+            def batched_update():
+                from .batched import _clip_per_model
+                optimizer.zero_grad(set_to_none=True)
+                stacked.losses(stacked.params, stacked.buffers, inputs, targets).sum().backward()
+                _clip_per_model(parameters, seeds, 5.0)
+                optimizer.step()
+
+            single_update()
+            batched_update()
+            rates = _median_rates({"single": single_update, "batched": batched_update}, 1,
+                                  repeats, steps_per_repeat, torch_device)
+            rows.append({
+                "model": model_name, "hidden": hidden, "seeds": seeds,
+                "single_updates_per_s": round(rates["single"], 2),
+                "batched_updates_per_s": round(rates["batched"], 2),
+                "batched_speedup": round(rates["batched"] / rates["single"], 3),
+                "single_models_per_hour": round(3600 * rates["single"] * seeds / paper_steps, 2),
+                "batched_models_per_hour": round(3600 * rates["batched"] * seeds / paper_steps, 2),
+            })
+    return rows
+
+
+def grid_hours(rows: list[dict]) -> dict[str, float]:
+    """Projected hours for the whole grid in ``rows`` (one process), one by one and batched."""
+    single = sum(row["seeds"] / row["single_models_per_hour"] for row in rows)
+    batched = sum(row["seeds"] / row["batched_models_per_hour"] for row in rows)
+    return {"single_hours": round(single, 2), "batched_hours": round(batched, 2)}
+
+
+def memory_cost_table(hidden_sizes: Iterable[int] = COST_HIDDEN,
+                      pair_counts: Iterable[int] = COST_PAIRS, batch_size: int = 128,
+                      device: str = "cpu", repeats: int = 3, steps_per_repeat: int = 3
+                      ) -> list[dict]:
+    """Training throughput of the explicit (B·H² per step) and Eq. 4 (B·t·H) forms vs H and T.
+
+    Returns:
+        rows ``{"hidden", "seq_len", "memory", "seq_per_s", "state_floats_per_step"}`` where the
+        last is the size of the fast memory carried by one step, B·H² for the explicit form and
+        B·T·H (at the last step) for Eq. 4.
+    """
+    from .data import sequence_length
+
+    torch_device = torch.device(device)
+    rows = []
+    for num_pairs in pair_counts:
+        batch = associative_retrieval(batch_size, num_pairs=num_pairs,
+                                      generator=torch.Generator().manual_seed(0)).to(torch_device)
+        steps = sequence_length(num_pairs)
+        for hidden in hidden_sizes:
+            paths = {}
+            for memory in ("explicit", "efficient"):
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(0)
+                    model = build_model(ModelConfig(model="fast_weights", hidden=hidden,
+                                                    memory=memory)).to(torch_device)
+                optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+                paths[memory] = (lambda m=model, o=optimizer: plain_training_step(
+                    m, o, batch.inputs, batch.targets, 5.0))
+                paths[memory]()
+            rates = _median_rates(paths, batch_size, repeats, steps_per_repeat, torch_device)
+            for memory, rate in rates.items():
+                floats = batch_size * hidden * (hidden if memory == "explicit" else steps)
+                rows.append({"hidden": hidden, "seq_len": steps, "memory": memory,
+                             "seq_per_s": round(rate, 1), "state_floats_per_step": floats})
+    return rows
+
+
+def bench_document(suite: str, rows, device: str, settings: dict) -> dict:
+    """A committed benchmark result: the rows plus provenance (commit, versions, device)."""
+    from datetime import datetime, timezone
+
+    from .records import provenance
+
+    return {"suite": suite, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "settings": settings, **provenance(torch.device(device)),
+            "timing": "medians of interleaved timed blocks within one process; ratios are "
+                      "the meaningful figures on a shared machine",
+            "rows": rows}
+
+
+def hardware_label(document: dict) -> str:
+    """'cpu: x86_64, 1 torch thread(s), 2 cores' - the caption every figure carries."""
+    device = document.get("device", {})
+    return (f"{device.get('type', '?')}: {device.get('name', '?')}, "
+            f"{device.get('torch_threads', '?')} torch thread(s), "
+            f"{device.get('cpu_count', '?')} cores")
+
+
+# ----------------------------------------- figures ------------------------------------------
+
+def plot_speedup(document: dict):
+    """Bars: sequences/s of the reference, default and compiled paths at each R."""
+    import matplotlib.pyplot as plt
+
+    from .plots import use_house_style
+
+    use_house_style()
+    rows = document["rows"]
+    hidden_sizes = sorted({row["hidden"] for row in rows})
+    paths = [p for p in ("reference", "default", "compiled") if any(r["path"] == p for r in rows)]
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    width = 0.8 / len(paths)
+    for offset, path in enumerate(paths):
+        values = [next((r["seq_per_s"] for r in rows if r["hidden"] == h and r["path"] == path), 0)
+                  for h in hidden_sizes]
+        positions = [i + offset * width for i in range(len(hidden_sizes))]
+        bars = axis.bar(positions, values, width, label=path)
+        for bar, hidden in zip(bars, hidden_sizes):
+            ratio = next((r["ratio_to_reference"] for r in rows
+                          if r["hidden"] == hidden and r["path"] == path), None)
+            if ratio is not None:
+                axis.annotate(f"{ratio:.2f}x", (bar.get_x() + bar.get_width() / 2,
+                                                bar.get_height()), ha="center", va="bottom",
+                              fontsize=8)
+    axis.set_xticks([i + width * (len(paths) - 1) / 2 for i in range(len(hidden_sizes))])
+    axis.set_xticklabels([f"R = {h}" for h in hidden_sizes])
+    axis.set_ylabel("training sequences / s")
+    axis.set_title(f"FW (Eq. 4) training paths\n{hardware_label(document)}", fontsize=9)
+    axis.legend(frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def plot_memory_cost(document: dict):
+    """Throughput of explicit vs Eq. 4 against H, one panel per sequence length T."""
+    import matplotlib.pyplot as plt
+
+    from .plots import use_house_style
+
+    use_house_style()
+    rows = document["rows"]
+    lengths = sorted({row["seq_len"] for row in rows})
+    figure, axes = plt.subplots(1, len(lengths), figsize=(3.2 * len(lengths), 3.2), sharey=True,
+                                squeeze=False)
+    for axis, length in zip(axes[0], lengths):
+        for memory, label in (("explicit", "explicit A(t): B·H²"), ("efficient", "Eq. 4: B·T·H")):
+            points = sorted((r["hidden"], r["seq_per_s"]) for r in rows
+                            if r["seq_len"] == length and r["memory"] == memory)
+            axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_title(f"T = {length}")
+        axis.set_xlabel("hidden units H")
+    axes[0][0].set_ylabel("training sequences / s")
+    axes[0][0].legend(frameon=False, fontsize=8)
+    figure.suptitle(f"memory forms against H and T — {hardware_label(document)}", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_time_to_accuracy(document: dict):
+    """Validation error against wall seconds for FW R = 20, thresholds marked."""
+    import matplotlib.pyplot as plt
+
+    from .plots import use_house_style
+
+    use_house_style()
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    for result in document["rows"]:
+        curve = result["curve"]
+        label = "compiled step" if result["fast_path"] else "default step"
+        axis.plot(curve["wall_s"], [100 * e for e in curve["val_error"]], label=label)
+        for mark in result["thresholds"]:
+            if mark["wall_s"] is not None:
+                axis.axvline(mark["wall_s"], linestyle=":", linewidth=0.8, color="grey")
+    for mark in document["rows"][0]["thresholds"]:
+        axis.axhline(100 * mark["val_error"], linestyle="--", linewidth=0.8, color="grey")
+    axis.set_yscale("log")
+    axis.set_xlabel("wall seconds from scratch")
+    axis.set_ylabel("validation error (%)")
+    axis.set_title(f"FW R = {document['rows'][0]['hidden']}: time to accuracy\n"
+                   f"{hardware_label(document)}", fontsize=9)
+    axis.legend(frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def plot_sweep(document: dict):
+    """Models trained per hour (paper profile) per Table 1 cell, one by one and batched."""
+    import matplotlib.pyplot as plt
+
+    from .plots import use_house_style
+
+    use_house_style()
+    rows = document["rows"]
+    labels = [f"{r['model']}\nR={r['hidden']}" for r in rows]
+    figure, axis = plt.subplots(figsize=(max(6, 0.6 * len(rows)), 3.5))
+    positions = range(len(rows))
+    axis.bar([p - 0.2 for p in positions], [r["single_models_per_hour"] for r in rows], 0.4,
+             label="one by one")
+    axis.bar([p + 0.2 for p in positions], [r["batched_models_per_hour"] for r in rows], 0.4,
+             label=f"{rows[0]['seeds']} seeds batched")
+    axis.set_xticks(list(positions))
+    axis.set_xticklabels(labels, fontsize=7)
+    axis.set_ylabel("models / hour (paper profile)")
+    axis.set_title(f"Table 1 sweep throughput — {hardware_label(document)}", fontsize=9)
+    axis.legend(frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+SUITES = ("throughput", "speedup", "cost", "sweep", "tta")
+
+
+def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = False,
+              threads: int | None = None, repeats: int = 5, compiled: bool = True) -> dict:
+    """Measure one suite, print a summary and (with ``output_dir``) write ``{suite}.json``.
+
+    ``quick`` shrinks every suite to seconds (tests, smoke checks); the committed results under
+    ``results/bench`` come from full runs.
+    """
+    torch_device = resolve_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    name = str(torch_device)
+    settings: dict = {"quick": quick, "repeats": repeats, "batch_size": 128}
+    if suite == "throughput":
+        hidden = (8,) if quick else BENCH_HIDDEN
+        rows = throughput_table(hidden, 128, name, repeats, 2 if quick else 10)
+        text = format_table(rows)
+    elif suite == "speedup":
+        hidden = (8,) if quick else SPEEDUP_HIDDEN
+        rows = speedup_table(hidden, 128, name, repeats, 2 if quick else 10,
+                             compiled=compiled and not quick)
+        text = "\n".join(f"R={r['hidden']:>4} {r['path']:<10}{r['seq_per_s']:>10,.0f} seq/s "
+                         f"{r['ratio_to_reference']:>6.2f}x reference"
+                         + (f"  (compile {r['compile_s']} s)" if r["compile_s"] else "")
+                         for r in rows)
+    elif suite == "cost":
+        hidden, pairs = ((8, 16), (1, 2)) if quick else (COST_HIDDEN, COST_PAIRS)
+        rows = memory_cost_table(hidden, pairs, 128, name, repeats, 1 if quick else 3)
+        text = "\n".join(f"T={r['seq_len']:>3} H={r['hidden']:>4} {r['memory']:<10}"
+                         f"{r['seq_per_s']:>10,.0f} seq/s" for r in rows)
+    elif suite == "sweep":
+        models, hidden = ((("fast_weights", "lstm"), (8,)) if quick
+                          else (("irnn", "lstm", "alstm", "fast_weights"), BENCH_HIDDEN))
+        rows = sweep_throughput(models, hidden, 3, 128, name, repeats, 1 if quick else 4)
+        settings["grid"] = grid_hours(rows)
+        text = "\n".join(f"{r['model']:<13}R={r['hidden']:>4} one by one "
+                         f"{r['single_models_per_hour']:>7.1f}/h  batched "
+                         f"{r['batched_models_per_hour']:>7.1f}/h ({r['batched_speedup']:.2f}x)"
+                         for r in rows)
+        text += (f"\nprojected grid (paper profile, evaluation excluded): "
+                 f"{settings['grid']['single_hours']} h one by one, "
+                 f"{settings['grid']['batched_hours']} h batched (one process)")
+    elif suite == "tta":
+        if quick:
+            rows = [time_to_accuracy(8, (0.9, 0.5), 20, 10, device=name, num_validation=200)]
+        else:
+            rows = [time_to_accuracy(20, (0.05, 0.02), 40_000, 500, device=name)]
+        text = "\n".join(f"R={r['hidden']} fast_path={r['fast_path']}: " + ", ".join(
+            f"<= {t['val_error']:.0%} after {t['updates']} updates / {t['wall_s']} s"
+            if t["updates"] else f"<= {t['val_error']:.0%} not reached in {r['max_updates']}"
+            for t in r["thresholds"]) for r in rows)
+    else:
+        raise ValueError(f"suite must be one of {', '.join(SUITES)}; got {suite!r}")
+    document = bench_document(suite, rows, name, settings)
+    print(f"{suite} — device: {hardware_label(document)}")
+    print(text)
+    if output_dir is not None:
+        write_json_atomic(Path(output_dir) / f"{suite}.json", document)
+    return document

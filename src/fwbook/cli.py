@@ -175,7 +175,7 @@ def _run_train(args, parser) -> int:
 
 
 def _add_bench(subparsers) -> None:
-    from .bench import BENCH_HIDDEN
+    from .bench import BENCH_HIDDEN, SUITES
 
     parser = subparsers.add_parser(
         "bench", help="training throughput of fast weights (Eq. 4 and explicit) and LSTM",
@@ -190,6 +190,20 @@ def _add_bench(subparsers) -> None:
     parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    parser.add_argument("--suite", choices=("throughput",) + tuple(s for s in SUITES
+                                                                 if s != "throughput") + ("all",),
+                        default="throughput",
+                        help="throughput (default): FW Eq. 4 / explicit / LSTM table; speedup: "
+                             "default and compiled paths against the plain eager reference; "
+                             "cost: explicit vs Eq. 4 against H and T; sweep: Table 1 models per "
+                             "hour, one by one and batched; tta: FW R=20 time to 5%% and 2%% "
+                             "validation error; all: every suite")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="write each suite's result with provenance as SUITE.json here "
+                             "(e.g. results/bench)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds, for checks")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="speedup suite without the compiled path (compiling takes minutes)")
     parser.set_defaults(handler=_run_bench)
 
 
@@ -203,7 +217,25 @@ def _run_bench(args, parser) -> int:
             check_writable(args.json)
     except ValueError as error:
         parser.error(str(error))
-    run_bench(args.hidden, args.batch, args.device, args.repeats, args.steps, args.json, args.threads)
+    if args.suite == "throughput" and args.output_dir is None and not args.quick:
+        run_bench(args.hidden, args.batch, args.device, args.repeats, args.steps, args.json,
+                  args.threads)
+        return 0
+    from .bench import SUITES, run_suite
+
+    suites = SUITES if args.suite == "all" else (args.suite,)
+    try:
+        if args.output_dir is not None:
+            check_writable(args.output_dir / "probe.json")
+    except ValueError as error:
+        parser.error(str(error))
+    for suite in suites:
+        document = run_suite(suite, args.device, args.output_dir, args.quick, args.threads,
+                             args.repeats, compiled=not args.no_compile)
+        if suite == "throughput" and args.json is not None:
+            from .records import write_json_atomic
+            write_json_atomic(args.json, document["rows"])
+        print()
     return 0
 
 
