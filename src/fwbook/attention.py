@@ -238,7 +238,7 @@ def attention_statistics(weights: torch.Tensor, tokens: torch.Tensor, correct: t
     def rate(mask):
         return float(correct[mask].double().mean()) if bool(mask.any()) else None
 
-    return {"n": batch, "accuracy": float(correct.double().mean()),
+    return {"n": batch, "num_pairs": pairs, "accuracy": float(correct.double().mean()),
             "argmax_share": argmax_share, "mass_share": mass_share,
             "argmax_on_pair": float(on_pair.double().mean()),
             "pair_argmax": float(pair_right.double().mean()),
@@ -317,6 +317,7 @@ def plot_sequence_attention(model: torch.nn.Module, text: str, inner_step: int =
         a matplotlib Figure.
     """
     import matplotlib.pyplot as plt
+    import seaborn  # noqa: F401  (registers the "rocket" colour maps)
     from matplotlib.colors import Normalize
 
     tokens, answer = check_query_text(text)
@@ -332,7 +333,7 @@ def plot_sequence_attention(model: torch.nn.Module, text: str, inner_step: int =
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained",
                                          gridspec_kw={"width_ratios": [1.1, 1.3]})
     masked = np.ma.masked_where(np.tril(np.ones_like(grid), -1) == 0, grid)  # only τ ≤ t
-    image = left.imshow(masked, cmap="rocket_r" if _has_seaborn() else "viridis",
+    image = left.imshow(masked, cmap="rocket_r",
                         norm=Normalize(vmin=0, vmax=max(float(grid.max()), 1e-12)), aspect="equal")
     left.set_xticks(range(steps), [f"{c}" for c in text], fontsize=9)
     left.set_yticks(range(steps), [f"{c}" for c in text], fontsize=9)
@@ -357,14 +358,6 @@ def plot_sequence_attention(model: torch.nn.Module, text: str, inner_step: int =
     return figure
 
 
-def _has_seaborn() -> bool:
-    try:
-        import seaborn  # noqa: F401
-        return True
-    except ImportError:  # pragma: no cover
-        return False
-
-
 def plot_mean_query_weights(stats: dict, title: str = ""):
     """Mean query-step weights on each slot (columns), one row per queried pair.
 
@@ -374,6 +367,7 @@ def plot_mean_query_weights(stats: dict, title: str = ""):
         a matplotlib Figure.
     """
     import matplotlib.pyplot as plt
+    import seaborn  # noqa: F401  (registers the "rocket" colour maps)
 
     profile = np.asarray(stats["mean_weights"])  # (K, T-1)
     pairs = stats["num_pairs"]
@@ -381,7 +375,7 @@ def plot_mean_query_weights(stats: dict, title: str = ""):
               for j in range(pairs) for i in range(2)] + ["?", "?"]
     figure, axis = plt.subplots(figsize=(1.5 + 0.55 * len(labels), 1.2 + 0.45 * pairs),
                                 layout="constrained")
-    image = axis.imshow(profile, cmap="rocket_r" if _has_seaborn() else "viridis", aspect="auto")
+    image = axis.imshow(profile, cmap="rocket_r", aspect="auto")
     axis.set_xticks(range(len(labels)), labels)
     axis.set_yticks(range(pairs), [f"asks k{j + 1}" for j in range(pairs)])
     for j in range(pairs):
@@ -402,7 +396,8 @@ def plot_role_shares(results: dict[str, dict]):
         results: run label -> dict from :func:`evaluate_attention` / :func:`attention_statistics`.
     Returns:
         a matplotlib Figure with two panels: the mean share of the summed weight on each role,
-        and the fraction of sequences whose largest weight falls on each role.
+        and the fraction of sequences whose largest weight falls on each role. A black tick on
+        each bar marks what weights spread evenly over the slots would give.
     """
     import matplotlib.pyplot as plt
 
@@ -416,6 +411,10 @@ def plot_role_shares(results: dict[str, dict]):
             positions = np.arange(len(SLOT_ROLES)) + (index - (len(names) - 1) / 2) * width
             panel.bar(positions, values, width=width, label=name,
                       color=plt.cm.tab10(index), alpha=0.9)
+            pairs = results[name]["num_pairs"]
+            slots = np.array([1, 1, pairs - 1, pairs - 1, 2]) / (2 * pairs + 2)  # even spread
+            panel.hlines(slots, positions - width / 2, positions + width / 2, color="black",
+                         lw=2, label="even spread" if index == 0 and key == "mass_share" else None)
         panel.set_xticks(range(len(SLOT_ROLES)), SLOT_ROLES, rotation=20)
         panel.set_title(title, fontsize=10)
         panel.set_ylim(0, 1)
