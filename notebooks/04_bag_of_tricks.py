@@ -128,6 +128,13 @@ table
 # %%
 for group in ("layer_norm", "identity_init"):
     display(Markdown(ablations.group_summary(records, group)))
+status = ablations.cell_status(records, "layer_norm_off") or ""
+if status.startswith("diverged"):
+    display(Markdown(
+        f"Without layer norm the run {status}: nothing bounds the fast term $A(t) h_s$, whose "
+        f"size grows with every write (chapter 2), so with the paper's η and λ the activities "
+        f"blow up. With this recipe (one seed, clipping at 5), layer norm is what makes the fast "
+        f"memory trainable at all, not a refinement."))
 
 # %% [markdown]
 # ## λ, η and S — and the honest question
@@ -153,7 +160,27 @@ display(Markdown(ablations.eta_zero_verdict(records)))
 if profile != "paper":
     display(Markdown(f"*(Profile `{profile}`: {budget['steps']:,} updates per run. "
                      f"The paper profile's records answer this at a budget where the "
-                     f"baseline has converged; read the verdict there.)*"))
+                     f"baseline has reached the low-error regime; read the verdict there.)*"))
+
+# %% [markdown]
+# A verdict at one budget is a verdict at that budget. The Table 1 sweep trains an LN-IRNN
+# (W initialised to the identity, as an IRNN) for the paper profile's longer budget; when its
+# records are committed, they show whether the memory-less network catches up with more updates:
+
+# %%
+from fwbook.records import REPO_ROOT, load_records
+
+table1 = REPO_ROOT / "results" / "table1"
+longer = [r for r in (load_records(table1, model="ln_irnn", hidden=20, profile="paper")
+                      if table1.exists() else []) if r.get("test_error") is not None]
+if longer:
+    errors = ", ".join(f"{r['test_error']:.2%} (seed {r['seed']}, {r['steps_done']:,} updates)"
+                       for r in sorted(longer, key=lambda r: r["seed"]))
+    display(Markdown(f"LN-IRNN at R = 20 in `results/table1/`: test error {errors}, against "
+                     f"{budget['steps']:,} updates per run in this chapter's grid."))
+else:
+    print("No paper-profile LN-IRNN (R = 20) records in results/table1/ yet; the longer-budget "
+          "comparison will appear here once the Table 1 sweep is committed.")
 
 # %% [markdown]
 # ## Gradient clipping and the gradient norm

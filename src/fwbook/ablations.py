@@ -31,7 +31,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -280,9 +282,19 @@ def _error_text(value: Optional[float], record_status: Optional[str] = None) -> 
     return f"{value:.2%}"
 
 
-def _cell_status(records: dict[str, dict], cell: str) -> Optional[str]:
-    statuses = [r.get("status") for n, r in records.items() if parse_name(n)[0] == cell]
-    return statuses[0] if statuses else None
+def cell_status(records: dict[str, dict], cell: str) -> Optional[str]:
+    """"diverged at update N" (from the record's message), another status, or None (no run)."""
+    import re
+
+    for name, record in records.items():
+        if parse_name(name)[0] != cell:
+            continue
+        status = record.get("status")
+        if status == "diverged":
+            found = re.search(r"diverged at update (\d+)", record.get("message", ""))
+            return f"diverged at update {found.group(1)}" if found else "diverged"
+        return status
+    return None
 
 
 def group_summary(records: dict[str, dict], group: str, field: str = "test_error") -> str:
@@ -291,13 +303,13 @@ def group_summary(records: dict[str, dict], group: str, field: str = "test_error
     parts = []
     for cell in _group_cells(group)[1:]:
         value = cell_error(records, cell, field)
-        text = f"{CELL_LABELS[cell]}: {_error_text(value, _cell_status(records, cell))}"
+        text = f"{CELL_LABELS[cell]}: {_error_text(value, cell_status(records, cell))}"
         if value is not None and base is not None and base > 0:
             text += f" ({value / base:.1f}× the baseline)"
         parts.append(text)
     what = "test error" if field == "test_error" else "final validation error"
     return (f"{GROUP_TITLES[group]}: baseline ({BASELINE_LABELS[group]}) "
-            f"{_error_text(base, _cell_status(records, 'baseline'))} {what}; "
+            f"{_error_text(base, cell_status(records, 'baseline'))} {what}; "
             + "; ".join(parts) + ".")
 
 
@@ -369,7 +381,9 @@ def plot_ablation_curves(records: dict[str, dict], groups: Sequence[str] = ABLAT
                     continue
                 curves = record.get("curves", {})
                 steps, errors = curves.get("step", []), curves.get("val_error", [])
-                if not steps:
+                if not steps:  # diverged before the first validation: say so in the legend
+                    ax.plot([], [], color=color, ls=":",
+                            label=f"{_label(cell, group)}: {cell_status(records, cell)}")
                     continue
                 label = _label(cell, group) if parse_name(name)[1] == min(
                     parse_name(n)[1] for n in records if parse_name(n)[0] == cell) else None
@@ -384,6 +398,7 @@ def plot_ablation_curves(records: dict[str, dict], groups: Sequence[str] = ABLAT
         if log:
             ax.set_yscale("log")
             ax.set_ylim(0.1, 100)
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         else:
             ax.set_ylim(0, 100)
         ax.legend(fontsize=8, loc="upper right" if not log else "lower left")
@@ -408,8 +423,8 @@ def plot_ablation_bars(records: dict[str, dict], field: str = "test_error") -> F
     colors = [MODEL_COLORS["fast_weights"] if c == "baseline" else
               MODEL_COLORS["ln_irnn"] if c == "fast_lr_0" else "#95a5a6" for c in cells]
     ax.barh(y, shown, color=colors)
-    for yi, value in zip(y, shown):
-        text = "no run" if np.isnan(value) else f"{value:.2f}%"
+    for yi, value, cell in zip(y, shown, cells):
+        text = (cell_status(records, cell) or "not run") if np.isnan(value) else f"{value:.2f}%"
         ax.text(0 if np.isnan(value) else value, yi, f" {text}", va="center", fontsize=8)
     ax.set_yticks(y, [f"{CELL_LABELS[c]}" for c in cells])
     ax.invert_yaxis()
