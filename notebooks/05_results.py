@@ -1,0 +1,165 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Results: Table 1 and Figure 2
+#
+# This chapter puts our numbers beside the paper's main result on associative retrieval
+# {cite}`ba2016fastweights`: Table 1, the test error of an IRNN {cite}`le2015irnn`, an LSTM
+# {cite}`hochreiter1997lstm`, an associative LSTM {cite}`danihelka2016associative` and the
+# fast-weights RNN at $R = 20, 50, 100$ hidden units, and Figure 2, their learning curves at
+# $R = 50$. We add one row the paper does not have: a layer-normalised IRNN
+# {cite}`ba2016layernorm` without fast weights, the strongest control we know of.
+#
+# Every number below is computed from run records (one JSON file per run, with its
+# configuration, seed, commit, device and wall time). With the `paper` profile the chapter
+# reads the committed records in `results/table1/`; with `smoke` or `quick` it trains a small
+# grid itself, in seconds or minutes. A cell with no record says "not run yet": it is never
+# filled in by guess.
+
+# %% tags=["parameters"]
+profile = "quick"
+seed = 0
+device = "auto"
+
+# %%
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from fwbook import results
+from fwbook.experiments import PAPER_RECIPE, PROFILE_SETTINGS, TABLE1_HIDDEN, table1_configs
+from fwbook.records import REPO_ROOT
+from fwbook.sweep import run_sweep
+
+print(f"profile: {profile}")
+
+# %% [markdown]
+# ## Where the numbers come from
+#
+# The `paper` profile reads the records of `python -m fwbook sweep table1 --profile paper`.
+# The other profiles train a reduced grid here (one seed; `smoke`: $R = 20$ and $50$ with a
+# few dozen updates on a small data set, only to show the machinery; `quick`: $R = 20$ and
+# $50$ with a few thousand updates). Their numbers are not the paper's experiment and should
+# not be read as such.
+
+# %%
+if profile == "paper":
+    directory = results.TABLE1_DIR
+    source = f"read the committed records in {directory.relative_to(REPO_ROOT)}/"
+else:
+    hidden = tuple(r for r in TABLE1_HIDDEN if r <= 50)
+    configs = table1_configs(profile, seeds=(seed,), hidden=hidden)
+    if profile == "smoke":
+        directory = Path(tempfile.mkdtemp(prefix="fwbook-table1-smoke-"))
+    else:  # quick: a git-ignored scratch folder, so a rebuild resumes instead of retraining
+        directory = REPO_ROOT / "runs" / "table1_quick"
+    run_sweep(configs, directory, workers=1 if profile == "smoke" else None, profile=profile,
+              quiet=True, device="cpu")
+    source = f"trained {len(configs)} runs here ({profile} profile) into {directory}"
+records = results.load_table1(directory, profile)
+settings = PROFILE_SETTINGS[profile]
+print(f"This chapter {source}: {len(records)} run records.")
+print(f"Recipe ({profile} profile): Adam lr {settings.get('lr', 1e-3):g}, batch 128, "
+      f"{settings['steps']:,} updates, {settings['num_train']:,} training sequences; "
+      f"the paper's recipe runs with lr {PAPER_RECIPE['lr']:g}.")
+
+# %% [markdown]
+# ## Table 1
+#
+# Test error in %, our mean ± standard deviation over seeds ($n$ = seeds finished), beside
+# the paper's number (Table 1 of Ba et al. (2016), transcribed; see *Deviations*). The
+# records behind every cell are listed under the table.
+
+# %%
+rows = results.table1_rows(records)
+display(Markdown(results.table1_markdown(rows, link_base="../")))
+
+# %% [markdown]
+# ## What the records say
+#
+# The findings, each computed from the records above:
+
+# %%
+display(Markdown(results.verdict_markdown(records)))
+
+# %% [markdown]
+# ## The learning rate: the paper's recipe against ours
+#
+# The paper trains with Adam at a learning rate of $10^{-4}$ and mini-batches of 128. On a
+# CPU budget that rate is slow: we train every model at $10^{-3}$ (constant, the same data,
+# batch and clipping) and run fast weights at $R = 20$ with the paper's $10^{-4}$ beside it,
+# for the same number of updates. The figure shows both, one line per seed, against the
+# paper's 1.81%.
+
+# %%
+figure = results.recipe_figure(records)
+plt.show()
+
+# %% [markdown]
+# ## Figure 2: learning curves at $R = 50$
+#
+# Validation error against parameter updates (the paper plots log likelihood; the
+# validation cross-entropy is in every record's curves too). Thin lines are single seeds, the
+# thick line their mean.
+
+# %%
+figure = results.figure2(records, hidden=50)
+plt.show()
+
+# %% [markdown]
+# ## What our controls mean for the paper's claim
+#
+# The paper's claim rests on the gap at $R = 20$: its controls stay near 60% error while fast
+# weights reach 1.81%. Two things in the list above bear on that claim.
+#
+# First, the task. The number of key–value pairs, $K = 4$, is inferred from the paper's
+# example strings; the sentence that states it could not be checked. With $K = 4$ the answer
+# is one of the few digits shown in the sequence, and a control near 60% error has learnt
+# little beyond that. A layer-normalised IRNN, which has no fast memory at all, is our extra
+# row: if it, or our other controls, come out well below the paper's ~60% at $R = 20$, the
+# size of the gap the paper reports is partly a property of how its controls were trained
+# (learning rate, budget, normalisation), not only of fast weights. The *Deviations* page and
+# chapter 06 show how the comparison changes with $K$: with more pairs the controls fall back
+# and fast weights keep their lead.
+#
+# Second, the budget. Every model here gets the same updates, learning rate and clipping.
+# A control that has not converged within that budget is reported as it is; a longer run
+# could close part of the gap, and the records' learning curves show whether it was still
+# improving when it stopped.
+#
+# The ranking at the smallest $R$, computed from the records:
+
+# %%
+display(Markdown(results.ranking_markdown(records, hidden=20)))
+
+# %% [markdown]
+# ## Compute
+#
+# The training wall time of every record behind this chapter (shared 2-core CPU for the
+# `paper` profile; the records name their device and commit):
+
+# %%
+spent = results.compute_spent(records)
+print(f"{spent['runs']} runs, {spent['hours']:.2f} hours of training wall time "
+      f"({profile} profile).")
+
+# %% [markdown]
+# ## Summary
+#
+# - Table 1 and Figure 2 are generated from run records, with the records behind each cell
+#   listed; cells without records say so.
+# - We train with Adam at $10^{-3}$ rather than the paper's $10^{-4}$, and show the paper's
+#   recipe beside ours for the cell the paper headlines (fast weights, $R = 20$).
+# - Our controls are measured, not copied: where they beat the paper's ~60%, the claim that
+#   only fast weights solve the task at $R = 20$ depends on how the controls were trained and
+#   on $K$.

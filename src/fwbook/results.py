@@ -1,0 +1,400 @@
+"""Tables and figures from run records: Table 1 beside the paper's numbers, and Figure 2.
+
+Every number here is computed from run records (``results/table1/*.json`` for the published
+book); nothing is typed in except the paper's own Table 1 (``experiments.PAPER_TABLE1``). A cell
+without records is shown as "not run yet", never guessed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Iterable, Optional
+
+from .experiments import (PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
+                          check_profile)
+from .records import REPO_ROOT, load_records
+
+TABLE1_DIR = REPO_ROOT / "results" / "table1"
+PAPER_RECIPE_PREFIX = "paper_recipe_"
+README_START = "<!-- table1:start -->"
+README_END = "<!-- table1:end -->"
+NOT_RUN = "not run yet"
+# The paper's R = 20 fast-weights cell, the target of our recipe (test error, %).
+FW_R20_TARGET = PAPER_TABLE1[("fast_weights", 20)]
+
+
+def load_table1(directory: str | os.PathLike = TABLE1_DIR, profile: Optional[str] = "paper"
+                ) -> list[dict]:
+    """All Table 1 run records in ``directory`` (of ``profile``, unless None), both recipes."""
+    match = {} if profile is None else {"profile": profile}
+    return load_records(directory, **match)
+
+
+def is_paper_recipe(record: dict) -> bool:
+    return str(record.get("name", "")).startswith(PAPER_RECIPE_PREFIX)
+
+
+def _summary(members: list[dict]) -> dict:
+    """Mean, spread (sample std over seeds) and sources of test error, in %."""
+    finished = [m for m in members if m.get("status") == "completed" and m.get("test_error") is not None]
+    values = [100 * m["test_error"] for m in finished]
+    return {"n": len(values), "diverged": len(members) - len(finished),
+            "mean": mean(values) if values else None,
+            "std": stdev(values) if len(values) > 1 else (0.0 if values else None),
+            "min": min(values) if values else None, "max": max(values) if values else None,
+            "seeds": sorted(m.get("seed") for m in members),
+            "wall_s": sum(float(m.get("wall_s") or 0.0) for m in members),
+            "paths": [m.get("path", "") for m in sorted(members, key=lambda m: m.get("seed", 0))]}
+
+
+def table1_rows(records: Iterable[dict], models: tuple[str, ...] = TABLE1_MODELS + TABLE1_EXTRA_MODELS,
+                hidden: tuple[int, ...] = TABLE1_HIDDEN) -> list[dict]:
+    """One row per model: ``{"model", "cells": {R: cell}}`` with the measured recipe only.
+
+    A cell is ``{"paper": % or None, "n", "diverged", "mean", "std", "min", "max", "seeds",
+    "wall_s", "paths"}``; ``n == 0`` and no paths means the cell was not run yet.
+    """
+    records = [r for r in records if not is_paper_recipe(r)]
+    rows = []
+    for model in models:
+        cells = {}
+        for r in hidden:
+            members = [rec for rec in records if rec.get("model") == model and rec.get("hidden") == r]
+            cells[r] = {"paper": PAPER_TABLE1.get((model, r)), **_summary(members)}
+        rows.append({"model": model, "cells": cells})
+    return rows
+
+
+def recipe_comparison(records: Iterable[dict], model: str = "fast_weights", hidden: int = 20
+                      ) -> dict:
+    """The paper's recipe (lr 1e-4) against ours at the same budget, for one cell.
+
+    Returns ``{"ours": summary, "paper_recipe": summary, "ours_lr", "paper_lr", "steps",
+    "target": the paper's number}``; summaries as in :func:`table1_rows`.
+    """
+    records = [r for r in records if r.get("model") == model and r.get("hidden") == hidden]
+    ours = [r for r in records if not is_paper_recipe(r)]
+    theirs = [r for r in records if is_paper_recipe(r)]
+
+    def lr_of(group):
+        return sorted({g["config"]["lr"] for g in group}) or None
+
+    return {"ours": _summary(ours), "paper_recipe": _summary(theirs), "ours_lr": lr_of(ours),
+            "paper_lr": lr_of(theirs),
+            "steps": sorted({g["config"]["steps"] for g in records}) or None,
+            "target": PAPER_TABLE1.get((model, hidden))}
+
+
+def target_met(records: Iterable[dict], min_seeds: int = 3) -> Optional[bool]:
+    """Whether fast weights at R = 20 reach the paper's 1.81% (mean over >= ``min_seeds``
+    seeds, measured recipe). None while fewer seeds have finished."""
+    cell = table1_rows(records, models=("fast_weights",), hidden=(20,))[0]["cells"][20]
+    if cell["n"] < min_seeds:
+        return None
+    return cell["mean"] <= FW_R20_TARGET
+
+
+def compute_spent(records: Iterable[dict]) -> dict:
+    """Total training wall time of ``records``: ``{"runs", "wall_s", "hours"}``."""
+    records = list(records)
+    wall = sum(float(r.get("wall_s") or 0.0) for r in records)
+    return {"runs": len(records), "wall_s": wall, "hours": wall / 3600}
+
+
+def format_cell(cell: dict, show_n: bool = True, unit: str = "") -> str:
+    """``1.23 ± 0.10 (n=3)`` (``unit="%"``: ``1.23 ± 0.10% (n=3)``), with a note for diverged
+    runs; "not run yet" when the cell has no record."""
+    if cell["n"] == 0:
+        return f"{cell['diverged']} diverged" if cell["diverged"] else NOT_RUN
+    text = (f"{cell['mean']:.2f} ± {cell['std']:.2f}{unit}" if cell["n"] > 1
+            else f"{cell['mean']:.2f}{unit}")
+    if show_n:
+        text += f" (n={cell['n']})"
+    if cell["diverged"]:
+        text += f", {cell['diverged']} diverged"
+    return text
+
+
+def _paper(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:g}"
+
+
+def table1_markdown(rows: list[dict], link_base: str = "") -> str:
+    """Table 1 as markdown: for every R our mean ± std over seeds (test error, %) and the
+    paper's number; then one line per cell listing the records behind it.
+
+    Args:
+        rows: from :func:`table1_rows`.
+        link_base: prefix of record links (``""`` for the README at the repository root,
+            ``"../"`` for a page one folder down); paths are relative to the repository.
+    """
+    from .plots import MODEL_LABELS
+
+    hidden = list(rows[0]["cells"]) if rows else []
+    header = "| model | " + " | ".join(f"R = {r}: ours | R = {r}: paper" for r in hidden) + " |"
+    rule = "|---|" + "---:|---:|" * len(hidden)
+    lines = [header, rule]
+    for row in rows:
+        label = MODEL_LABELS.get(row["model"], row["model"])
+        if row["model"] in TABLE1_EXTRA_MODELS:
+            label += " (ours, extra)"
+        cells = []
+        for r in hidden:
+            cell = row["cells"][r]
+            cells += [format_cell(cell), _paper(cell["paper"])]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Records behind each cell:")
+    lines.append("")
+    for row in rows:
+        label = MODEL_LABELS.get(row["model"], row["model"])
+        for r in hidden:
+            paths = row["cells"][r]["paths"]
+            if not paths:
+                continue
+            links = ", ".join(f"[{Path(p).stem}]({link_base}{p})" if not Path(p).is_absolute()
+                              else f"`{p}`" for p in paths)
+            lines.append(f"- {label}, R = {r}: {links}")
+    return "\n".join(lines)
+
+
+def readme_block(directory: str | os.PathLike = TABLE1_DIR, profile: str = "paper") -> str:
+    """The generated README section: Table 1 from the records, recipe, comparison, compute."""
+    check_profile(profile)
+    records = load_table1(directory, profile)
+    rows = table1_rows(records)
+    comparison = recipe_comparison(records)
+    spent = compute_spent(records)
+    ours, theirs = comparison["ours"], comparison["paper_recipe"]
+    steps = comparison["steps"]
+    lines = [
+        "Table 1, test error (%) on associative retrieval (K = 4): our mean ± standard "
+        "deviation over seeds (n = seeds finished) beside the paper's number (Table 1 of "
+        "Ba et al. (2016), as transcribed). Generated by `python -m fwbook sweep table1 "
+        "--no-train --readme README.md` from the records in `results/table1/`; a cell without "
+        f"records says \"{NOT_RUN}\".",
+        "",
+    ]
+    measured = [r for r in records if not is_paper_recipe(r)]
+    if measured:
+        some = measured[0]["config"]
+        lines += [f"Recipe of our runs: Adam lr {some['lr']:g} ({some['lr_schedule']}), "
+                  f"batch {some['batch_size']}, {some['steps']:,} updates, gradient clipping at "
+                  f"{some['clip_norm']}, {some['num_train']:,} training sequences; the paper used "
+                  f"lr 1e-4 (see the book's Deviations page).", ""]
+    lines += [table1_markdown(rows), ""]
+    if ours["n"] or theirs["n"]:
+        budget = f"{steps[0]:,} updates" if steps and len(steps) == 1 else "the same budget"
+        lines.append(f"Fast weights, R = 20, at {budget}: our recipe (lr "
+                     f"{_lrs(comparison['ours_lr'])}) {format_cell(ours, unit='%')}; the paper's recipe "
+                     f"(lr {_lrs(comparison['paper_lr'])}) {format_cell(theirs, unit='%')}; paper: "
+                     f"{FW_R20_TARGET}%.")
+        lines.append("")
+    lines.append(f"Compute spent on these records: {spent['runs']} runs, "
+                 f"{spent['hours']:.1f} hours of training wall time on a shared 2-core CPU.")
+    return "\n".join(lines)
+
+
+def _lrs(values) -> str:
+    return ", ".join(f"{v:g}" for v in values) if values else "—"
+
+
+def replace_marked_block(text: str, block: str, start: str = README_START, end: str = README_END
+                         ) -> str:
+    """``text`` with everything between the ``start`` and ``end`` markers replaced by ``block``.
+
+    Raises:
+        ValueError: the markers are missing, repeated or out of order.
+    """
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"expected one {start} followed by one {end} in the file")
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    return pattern.sub(lambda _: f"{start}\n{block}\n{end}", text, count=1)
+
+
+def write_readme_block(path: str | os.PathLike, directory: str | os.PathLike = TABLE1_DIR,
+                       profile: str = "paper") -> Path:
+    """Rewrite only the marked Table 1 block of the markdown file ``path``."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        new = replace_marked_block(text, readme_block(directory, profile))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    path.write_text(new)
+    return path
+
+
+ERROR_TICKS = (0, 1, 2, 5, 10, 20, 50, 100)  # % on the symlog axis of error curves
+
+
+def _error_axis(axis) -> None:
+    """A symlog y axis for error in %, linear below 1%, with plain tick labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    axis.set_yscale("symlog", linthresh=1.0)
+    axis.yaxis.set_major_locator(FixedLocator(ERROR_TICKS))
+    axis.yaxis.set_minor_locator(NullLocator())
+    axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_ylim(-0.05, 100)
+
+
+def figure2(records: Iterable[dict], hidden: int = 50,
+            models: tuple[str, ...] = TABLE1_MODELS, metric: str = "val_error"):
+    """Figure 2: validation error (or loss) against updates of the models at one R.
+
+    One thin line per seed, a thick line for the mean over seeds (on the updates all seeds
+    share). The paper's Figure 2 plots log likelihood; ``metric="val_loss"`` draws the
+    validation cross-entropy instead. Models without records are named in the legend as
+    "not run yet". Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .plots import MODEL_COLORS, MODEL_LABELS, use_house_style
+
+    use_house_style()
+    records = [r for r in records if r.get("hidden") == hidden and not is_paper_recipe(r)]
+    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    for model in models:
+        runs = [r for r in records if r.get("model") == model and r.get("curves", {}).get("step")]
+        color = MODEL_COLORS.get(model)
+        label = MODEL_LABELS.get(model, model)
+        if not runs:
+            axis.plot([], [], color=color, label=f"{label} ({NOT_RUN})", linestyle=":")
+            continue
+        scale = 100.0 if metric == "val_error" else 1.0
+        for run in runs:
+            axis.plot(run["curves"]["step"], np.asarray(run["curves"][metric]) * scale,
+                      color=color, alpha=0.3, linewidth=0.8)
+        common = sorted(set.intersection(*(set(r["curves"]["step"]) for r in runs)))
+        if common:
+            values = np.array([[dict(zip(r["curves"]["step"], r["curves"][metric]))[s]
+                                for s in common] for r in runs]) * scale  # (seeds, points)
+            axis.plot(common, values.mean(axis=0), color=color, linewidth=2.0,
+                      label=f"{label} (n={len(runs)})")
+    axis.set_xlabel("updates")
+    if metric == "val_error":
+        axis.set_ylabel("validation error (%)")
+        _error_axis(axis)
+    else:
+        axis.set_ylabel("validation cross-entropy (nats)")
+        axis.set_yscale("log")
+    axis.set_title(f"Associative retrieval, R = {hidden}")
+    axis.legend(frameon=False, fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def recipe_figure(records: Iterable[dict], hidden: int = 20):
+    """Validation error against updates of fast weights at R = ``hidden``: our recipe against
+    the paper's (lr 1e-4), one line per seed. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .plots import MODEL_COLORS, use_house_style
+
+    use_house_style()
+    runs = [r for r in records if r.get("model") == "fast_weights" and r.get("hidden") == hidden
+            and r.get("curves", {}).get("step")]
+    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    styles = {False: dict(color=MODEL_COLORS["fast_weights"], linestyle="-"),
+              True: dict(color="#555555", linestyle="--")}
+    labelled = set()
+    for run in sorted(runs, key=lambda r: (is_paper_recipe(r), r.get("seed", 0))):
+        paper = is_paper_recipe(run)
+        label = None
+        if paper not in labelled:
+            label = f"{'paper recipe' if paper else 'our recipe'}: lr {run['config']['lr']:g}"
+            labelled.add(paper)
+        axis.plot(run["curves"]["step"], np.asarray(run["curves"]["val_error"]) * 100,
+                  label=label, linewidth=1.2, **styles[paper])
+    axis.axhline(FW_R20_TARGET, color="black", linewidth=0.8, linestyle=":",
+                 label=f"paper's Table 1: {FW_R20_TARGET}%")
+    _error_axis(axis)
+    axis.set_xlabel("updates")
+    axis.set_ylabel("validation error (%)")
+    axis.set_title(f"Fast weights, R = {hidden}: two learning rates")
+    axis.legend(frameon=False, fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def missing_cells(rows: list[dict]) -> list[str]:
+    """Names of the cells with no finished run, e.g. ``["A-LSTM R = 100"]``."""
+    from .plots import MODEL_LABELS
+
+    return [f"{MODEL_LABELS.get(row['model'], row['model'])} R = {r}"
+            for row in rows for r, cell in row["cells"].items() if cell["n"] == 0]
+
+
+def verdict_markdown(records: Iterable[dict]) -> str:
+    """The results chapter's findings as markdown, every number computed from ``records``.
+
+    Covers: whether fast weights at R = 20 reach the paper's 1.81% (and with how many seeds),
+    the paper's recipe at the same budget, the controls at R = 20 against the paper's ~60%,
+    and which cells are not run yet.
+    """
+    from .plots import MODEL_LABELS
+
+    records = list(records)
+    rows = {row["model"]: row for row in table1_rows(records)}
+    lines = []
+    fw = rows["fast_weights"]["cells"][20]
+    if fw["n"] == 0:
+        lines.append(f"- **Fast weights, R = 20**: {NOT_RUN}.")
+    else:
+        met = target_met(records)
+        status = ("not yet decided (fewer than 3 seeds finished)" if met is None
+                  else "**reached**" if met else "**not reached**")
+        lines.append(f"- **Fast weights, R = 20**: {format_cell(fw, unit='%')} test error against the "
+                     f"paper's {FW_R20_TARGET}%; the target (mean ≤ {FW_R20_TARGET}% over ≥ 3 "
+                     f"seeds) is {status}.")
+    comparison = recipe_comparison(records)
+    theirs = comparison["paper_recipe"]
+    if theirs["n"]:
+        steps = comparison["steps"]
+        budget = f"{steps[-1]:,} updates" if steps else "the same budget"
+        lines.append(f"- **The paper's recipe** (Adam lr {_lrs(comparison['paper_lr'])}, batch "
+                     f"128) at the same budget of {budget}: {format_cell(theirs, unit='%')} test error, "
+                     f"against {format_cell(comparison['ours'], unit='%')} with lr "
+                     f"{_lrs(comparison['ours_lr'])}.")
+    else:
+        lines.append(f"- **The paper's recipe** (lr 1e-4) for fast weights at R = 20: {NOT_RUN}.")
+    controls = []
+    for model in ("irnn", "lstm", "alstm", "ln_irnn"):
+        cell = rows[model]["cells"][20]
+        label = MODEL_LABELS.get(model, model)
+        paper = f" (paper: {cell['paper']:g}%)" if cell["paper"] is not None else " (not in the paper)"
+        controls.append(f"{label} {format_cell(cell, unit='%')}{paper}")
+    lines.append("- **Controls at R = 20**: " + "; ".join(controls) + ".")
+    missing = missing_cells(list(rows.values()))
+    if missing:
+        lines.append(f"- **Not run yet** ({len(missing)} cells): " + ", ".join(missing) + ".")
+    spent = compute_spent(records)
+    lines.append(f"- **Compute**: {spent['runs']} runs, {spent['hours']:.2f} hours of training "
+                 f"wall time in all.")
+    return "\n".join(lines)
+
+
+def ranking_markdown(records: Iterable[dict], hidden: int = 20) -> str:
+    """The models at one R ordered by mean test error (measured recipe), as a markdown list;
+    models without records are named as not run yet."""
+    from .plots import MODEL_LABELS
+
+    rows = table1_rows(records, hidden=(hidden,))
+    done = sorted((row for row in rows if row["cells"][hidden]["n"]),
+                  key=lambda row: row["cells"][hidden]["mean"])
+    lines = [f"{rank}. {MODEL_LABELS.get(row['model'], row['model'])}: "
+             f"{format_cell(row['cells'][hidden], unit='%')}"
+             for rank, row in enumerate(done, start=1)]
+    missing = [MODEL_LABELS.get(row["model"], row["model"]) for row in rows
+               if not row["cells"][hidden]["n"]]
+    if missing:
+        lines.append(f"\n{NOT_RUN} at R = {hidden}: {', '.join(missing)}.")
+    if not lines:
+        return f"No records at R = {hidden}."
+    return "\n".join(lines)
