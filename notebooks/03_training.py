@@ -43,7 +43,7 @@ from fwbook import figures
 from fwbook.data import PAPER_NUM_PAIRS, make_splits, parse_query, sequence_length
 from fwbook.experiments import PROFILE_SETTINGS, check_profile, retrieval_config
 from fwbook.plots import MODEL_LABELS
-from fwbook.records import REPO_ROOT, aggregate, load_records
+from fwbook.records import aggregate
 from fwbook.train import resolve_device, train
 
 torch.set_num_threads(1)  # one thread: the book is built on small shared machines
@@ -107,9 +107,8 @@ display(Markdown(
 # %%
 trained_model = None
 if profile == "paper":
-    table1 = REPO_ROOT / "results" / "table1"
-    records = load_records(table1, profile="paper") if table1.exists() else []
-    records = [r for r in records if r.get("status") == "completed"]
+    # records made with exactly the paper profile's recipe (not the lr 1e-4 paper_recipe runs)
+    records = [r for r in figures.load_table1_records("paper") if r.get("status") == "completed"]
     if records:
         print(f"Read {len(records)} completed paper-profile records from results/table1/ "
               f"(commits {sorted({r['commit'][:7] for r in records})}); nothing trained for "

@@ -168,11 +168,10 @@ if profile != "paper":
 # records are committed, they show whether the memory-less network catches up with more updates:
 
 # %%
-from fwbook.records import REPO_ROOT, load_records
+from fwbook.figures import load_table1_records
 
-table1 = REPO_ROOT / "results" / "table1"
-longer = [r for r in (load_records(table1, model="ln_irnn", hidden=20, profile="paper")
-                      if table1.exists() else []) if r.get("test_error") is not None]
+longer = [r for r in load_table1_records("paper", model="ln_irnn", hidden=20)
+          if r.get("test_error") is not None]
 if longer:
     errors = ", ".join(f"{r['test_error']:.2%} (seed {r['seed']}, {r['steps_done']:,} updates)"
                        for r in sorted(longer, key=lambda r: r["seed"]))

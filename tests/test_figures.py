@@ -95,3 +95,20 @@ def test_predictions_table_and_figure(smoke_run):
     queries = figures.random_queries(5, seed=1)
     assert len(queries) == 5 and all(q[-3:-1] == "??" for q in queries)
     assert queries == figures.random_queries(5, seed=1)
+
+
+def test_load_table1_records_uses_only_the_profile_recipe(tmp_path):
+    from fwbook.experiments import table1_configs
+    from fwbook.records import config_hash, write_record
+
+    recipe = table1_configs("paper", seeds=(0,), paper_recipe=True)
+    for name, config in recipe.items():
+        if "fast_weights_R20" in name:
+            write_record(tmp_path / f"{name}.json",
+                         {"name": name, "model": "fast_weights", "hidden": 20, "seed": 0,
+                          "status": "completed", "config": config.to_dict(),
+                          "config_hash": config_hash(config.to_dict())})
+    found = figures.load_table1_records("paper", tmp_path)
+    assert [r["name"] for r in found] == ["fast_weights_R20_seed0"]  # not paper_recipe_*
+    assert figures.load_table1_records("paper", tmp_path, model="lstm") == []
+    assert figures.load_table1_records("paper", tmp_path / "missing") == []

@@ -374,3 +374,34 @@ __all__ = [
     "memory_forms_agreement", "inner_loop_trajectory", "plot_learning_curves",
     "predictions_table", "plot_predictions", "random_queries", "LETTERS",
 ]
+
+
+def load_table1_records(profile: str = "paper", directory=None, seeds: Sequence[int] = range(10),
+                        **match) -> list[dict]:
+    """Committed Table 1 records (``results/table1/``) made with exactly the profile's recipe.
+
+    A record is used only when its ``config_hash`` equals that of a configuration of
+    ``fwbook.experiments.table1_configs(profile, seeds, paper_recipe=False)``: runs with the
+    paper's own lr of 1e-4 (``paper_recipe_*``) or any other configuration are left out.
+
+    Args:
+        profile: the profile whose recipe the records must match.
+        directory: default ``results/table1`` in the repository.
+        seeds: the seeds to accept.
+        match: further top-level fields to select on (``model="ln_irnn"``, ``hidden=20``).
+    Returns:
+        the matching records (an empty list when there are none or the folder is missing).
+    """
+    from pathlib import Path
+
+    from .experiments import table1_configs
+    from .records import REPO_ROOT, config_hash, load_records
+
+    directory = Path(directory) if directory is not None else REPO_ROOT / "results" / "table1"
+    if not directory.exists():
+        return []
+    wanted = {config_hash(config.to_dict())
+              for config in table1_configs(profile, seeds=tuple(seeds),
+                                           paper_recipe=False).values()}
+    return [record for record in load_records(directory, **match)
+            if record.get("config_hash") in wanted]
