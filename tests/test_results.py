@@ -1,0 +1,153 @@
+"""Table 1, Figure 2 and the README block, built from (synthetic and real) run records."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402
+
+from fwbook import results  # noqa: E402
+from fwbook.experiments import PAPER_TABLE1, paper_recipe_config, retrieval_config  # noqa: E402
+from fwbook.records import config_hash, write_record  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fake_record(directory, model, hidden, seed, test_error, paper_recipe=False, status="completed",
+                wall_s=60.0):
+    config = (paper_recipe_config(seed, "paper", model, hidden) if paper_recipe
+              else retrieval_config(model, hidden, "paper", seed))
+    name = ("paper_recipe_" if paper_recipe else "") + f"{model}_R{hidden}_seed{seed}"
+    steps = [1000, 2000, 3000]
+    record = {"name": name, "status": status, "model": model, "hidden": hidden, "seed": seed,
+              "profile": "paper", "test_error": test_error if status == "completed" else None,
+              "config": config.to_dict(), "config_hash": config_hash(config.to_dict()),
+              "commit": "abc", "device": {"type": "cpu"}, "wall_s": wall_s,
+              "curves": {"step": steps, "val_error": [0.9, 0.5, test_error or 0.9],
+                         "val_loss": [3.0, 1.0, 0.5], "train_loss": [3.0, 1.0, 0.5],
+                         "grad_norm": [1.0, 1.0, 1.0]}}
+    write_record(Path(directory) / f"{name}.json", record)
+    return record
+
+
+@pytest.fixture
+def grid(tmp_path):
+    for seed, error in enumerate([0.010, 0.012, 0.014]):
+        fake_record(tmp_path, "fast_weights", 20, seed, error)
+    fake_record(tmp_path, "fast_weights", 20, 0, 0.30, paper_recipe=True)
+    fake_record(tmp_path, "irnn", 20, 0, 0.55)
+    fake_record(tmp_path, "lstm", 20, 0, None, status="diverged")
+    for model in ("fast_weights", "irnn", "lstm", "alstm"):
+        fake_record(tmp_path, model, 50, 0, 0.02)
+    return tmp_path
+
+
+def test_table1_rows_mean_spread_sources_and_not_run_cells(grid):
+    records = results.load_table1(grid)
+    rows = {row["model"]: row for row in results.table1_rows(records)}
+    fw = rows["fast_weights"]["cells"][20]
+    assert fw["n"] == 3 and fw["mean"] == pytest.approx(1.2) and fw["std"] == pytest.approx(0.2)
+    assert fw["paper"] == PAPER_TABLE1[("fast_weights", 20)]
+    assert len(fw["paths"]) == 3 and all("paper_recipe" not in p for p in fw["paths"])
+    assert rows["lstm"]["cells"][20]["n"] == 0 and rows["lstm"]["cells"][20]["diverged"] == 1
+    assert rows["alstm"]["cells"][100]["n"] == 0
+    assert results.format_cell(rows["alstm"]["cells"][100]) == results.NOT_RUN
+    assert results.format_cell(rows["lstm"]["cells"][20]) == "1 diverged"
+    assert results.format_cell(fw, unit="%") == "1.20 ± 0.20% (n=3)"
+    assert results.target_met(records) is True
+    assert "A-LSTM R = 100" in results.missing_cells(list(rows.values()))
+
+
+def test_target_needs_three_seeds(tmp_path):
+    fake_record(tmp_path, "fast_weights", 20, 0, 0.001)
+    assert results.target_met(results.load_table1(tmp_path)) is None
+    fake_record(tmp_path, "fast_weights", 20, 1, 0.05)
+    fake_record(tmp_path, "fast_weights", 20, 2, 0.05)
+    assert results.target_met(results.load_table1(tmp_path)) is False
+
+
+def test_recipe_comparison_separates_the_papers_recipe(grid):
+    comparison = results.recipe_comparison(results.load_table1(grid))
+    assert comparison["paper_recipe"]["n"] == 1
+    assert comparison["paper_recipe"]["mean"] == pytest.approx(30.0)
+    assert comparison["paper_lr"] == [1e-4] and comparison["ours_lr"] == [1e-3]
+    assert comparison["target"] == 1.81
+
+
+def test_markdown_lists_records_and_says_not_run_yet(grid):
+    records = results.load_table1(grid)
+    table = results.table1_markdown(results.table1_rows(records))
+    assert "| Fast weights | 1.20 ± 0.20 (n=3) | 1.81 |" in table
+    assert results.NOT_RUN in table
+    assert "fast_weights_R20_seed2" in table
+    verdict = results.verdict_markdown(records)
+    assert "**reached**" in verdict and "Not run yet" in verdict
+    assert "30.00% (n=1)" in verdict  # the paper's recipe
+    ranking = results.ranking_markdown(records, hidden=20)
+    assert ranking.startswith("1. Fast weights: 1.20")
+
+
+def test_readme_block_rewrites_only_between_markers(grid, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\nbefore\n<!-- table1:start -->\nold table\n<!-- table1:end -->\n"
+                      "after\n")
+    results.write_readme_block(readme, grid)
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nbefore\n<!-- table1:start -->\n")
+    assert text.endswith("<!-- table1:end -->\nafter\n")
+    assert "old table" not in text and "| Fast weights |" in text
+    assert "Compute spent on these records: 10 runs" in text
+    results.write_readme_block(readme, grid)  # idempotent
+    assert readme.read_text() == text
+    readme.write_text("no markers here\n")
+    with pytest.raises(ValueError, match="table1:start"):
+        results.write_readme_block(readme, grid)
+
+
+def test_figures_are_drawn_from_records(grid):
+    records = results.load_table1(grid)
+    figure = results.figure2(records, hidden=50)
+    assert isinstance(figure, Figure)
+    labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert any(label.startswith("Fast weights (n=1)") for label in labels)
+    empty = results.figure2([], hidden=100)
+    assert all(results.NOT_RUN in t.get_text() for t in empty.axes[0].get_legend().get_texts())
+    loss = results.figure2(records, hidden=50, metric="val_loss")
+    assert loss.axes[0].get_ylabel().startswith("validation cross-entropy")
+    recipe = results.recipe_figure(records)
+    labels = [t.get_text() for t in recipe.axes[0].get_legend().get_texts()]
+    assert "paper recipe: lr 0.0001" in labels and "our recipe: lr 0.001" in labels
+    matplotlib.pyplot.close("all")
+
+
+def test_committed_table1_records_are_complete():
+    """Every committed Table 1 record carries what the book needs to trust it."""
+    for record in results.load_table1(results.TABLE1_DIR, profile=None):
+        for field in ("model", "hidden", "seed", "profile", "test_error", "config", "commit",
+                      "device", "wall_s", "config_hash", "name"):
+            assert field in record, (record["path"], field)
+        assert record["config_hash"] == config_hash(record["config"])
+        assert len(record["curves"]["step"]) <= 200
+        assert Path(record["path"]).stem == record["name"]
+
+
+def test_chapter_05_runs_under_papermill_with_the_smoke_profile(tmp_path):
+    jupytext = pytest.importorskip("jupytext")
+    papermill = pytest.importorskip("papermill")
+    notebook = jupytext.read(REPO / "notebooks" / "05_results.py")
+    source = tmp_path / "05_results.ipynb"
+    jupytext.write(notebook, source)
+    output = tmp_path / "05_results_out.ipynb"
+    papermill.execute_notebook(str(source), str(output), parameters={"profile": "smoke"},
+                               cwd=str(REPO / "notebooks"), progress_bar=False)
+    executed = json.loads(output.read_text())
+    outputs = [o for cell in executed["cells"] if cell["cell_type"] == "code"
+               for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
+    text = json.dumps(outputs)
+    assert "profile: smoke" in text and "trained" in text
