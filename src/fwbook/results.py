@@ -147,6 +147,9 @@ def table1_markdown(rows: list[dict], link_base: str = "") -> str:
             cells += [format_cell(cell), _paper(cell["paper"])]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
+    if not any(row["cells"][r]["paths"] for row in rows for r in hidden):
+        lines.append("No records yet.")
+        return "\n".join(lines)
     lines.append("Records behind each cell:")
     lines.append("")
     for row in rows:

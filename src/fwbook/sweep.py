@@ -246,6 +246,20 @@ def sweep_status(configs: dict[str, TrainConfig], directory: str | os.PathLike) 
     return {"done": done, "todo": todo, "wall_s": wall}
 
 
+def checkpoint_progress(checkpoint_dir: str | os.PathLike, name: str, config: TrainConfig
+                        ) -> Optional[int]:
+    """The update a half-done run's checkpoint has reached, or None when there is none."""
+    path = checkpoint_path(checkpoint_dir, name, config)
+    if not path.exists():
+        return None
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
+    except Exception:  # noqa: BLE001 - being written, or damaged: train() reports that itself
+        return None
+
+
 def git_commit_record(path: str | os.PathLike, message: str, retries: int = 30) -> bool:
     """Commit one record file alone (``git add`` + ``git commit -- path``), retrying while
     another engineer's git holds the index lock. Returns whether a commit was made."""

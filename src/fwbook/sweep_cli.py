@@ -115,8 +115,16 @@ def run(args, parser) -> int:
     if args.status:
         print(f"{args.grid} ({args.profile}): {len(status['done'])} of {len(configs)} runs done "
               f"in {directory}, {status['wall_s'] / 3600:.2f} h of training")
-        for name in configs:
-            print(f"  {'done' if name in status['done'] else 'todo'}  {name}")
+        from .sweep import checkpoint_progress, default_checkpoint_dir
+
+        checkpoints = default_checkpoint_dir(directory)
+        for name, config in configs.items():
+            if name in status["done"]:
+                print(f"  done  {name}")
+                continue
+            step = checkpoint_progress(checkpoints, name, config)
+            print(f"  todo  {name}" + (f"  (checkpoint at update {step:,} of {config.steps:,})"
+                                        if step else ""))
         return 0
     if not args.no_train:
         if args.limit is not None:
