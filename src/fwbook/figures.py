@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -262,6 +264,12 @@ def plot_learning_curves(records: Sequence[dict], title: Optional[str] = None) -
     left.set_ylim(0, 100)
     right.set_ylabel("validation loss (nats)")
     right.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    right.yaxis.set_major_formatter(plain)
+    low, high = right.get_ylim()
+    # label minor ticks only when the axis spans less than a decade (else they crowd)
+    right.yaxis.set_minor_formatter(plain if high / max(low, 1e-12) < 10
+                                    else matplotlib.ticker.NullFormatter())
     for ax in (left, right):
         ax.set_xlabel("updates")
     if labelled:
@@ -337,7 +345,7 @@ def plot_predictions(model: RecurrentClassifier, texts: Sequence[str]) -> Figure
         probabilities = [torch.softmax(model(tokens.unsqueeze(0).to(parameter.device))[0].float(),
                                        0).cpu().numpy() for tokens, _ in parsed]
     model.train(was_training)
-    columns = min(len(texts), 4)
+    columns = min(len(texts), 5)
     rows = -(-len(texts) // columns)
     fig, axes = plt.subplots(rows, columns, squeeze=False, sharey=True,
                              figsize=(3.2 * columns, 2.5 * rows))
