@@ -130,3 +130,23 @@ def test_cli_trains_only_and_refuses_a_mismatched_record(tmp_path):
     (tmp_path / "irnn_R20_seed0.json").write_text(json.dumps(record))
     bad = fwbook(*args, "--status")
     assert bad.returncode == 2 and "another configuration" in bad.stderr
+
+
+def test_git_commit_record_commits_that_file_alone(tmp_path):
+    from fwbook.sweep import git_commit_record
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True,
+                              check=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "other.txt").write_text("someone else's work\n")
+    git("add", "other.txt")  # staged by another engineer: must not be swept into the commit
+    record = tmp_path / "results" / "run.json"
+    record.parent.mkdir()
+    record.write_text("{}\n")
+    assert git_commit_record(record, "results: run", root=tmp_path)
+    assert git("show", "--name-only", "--format=", "HEAD").split() == ["results/run.json"]
+    assert "other.txt" in git("diff", "--cached", "--name-only")

@@ -260,16 +260,17 @@ def checkpoint_progress(checkpoint_dir: str | os.PathLike, name: str, config: Tr
         return None
 
 
-def git_commit_record(path: str | os.PathLike, message: str, retries: int = 30) -> bool:
+def git_commit_record(path: str | os.PathLike, message: str, retries: int = 30,
+                      root: str | os.PathLike = REPO_ROOT) -> bool:
     """Commit one record file alone (``git add`` + ``git commit -- path``), retrying while
     another engineer's git holds the index lock. Returns whether a commit was made."""
     path = Path(path).resolve()
     for attempt in range(retries):
-        add = subprocess.run(["git", "add", "--", str(path)], cwd=REPO_ROOT,
+        add = subprocess.run(["git", "add", "--", str(path)], cwd=root,
                              capture_output=True, text=True)
         if add.returncode == 0:
             commit = subprocess.run(["git", "commit", "-q", "-m", message, "--", str(path)],
-                                    cwd=REPO_ROOT, capture_output=True, text=True)
+                                    cwd=root, capture_output=True, text=True)
             if commit.returncode == 0:
                 return True
             text = commit.stderr + commit.stdout
