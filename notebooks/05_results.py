@@ -82,7 +82,7 @@ print(f"Recipe ({profile} profile): Adam lr {settings.get('lr', 1e-3):g}, batch 
 
 # %%
 rows = results.table1_rows(records)
-display(Markdown(results.table1_markdown(rows, link_base="../")))
+display(Markdown(results.table1_markdown(rows, link_base=None)))
 
 # %% [markdown]
 # ## What the records say

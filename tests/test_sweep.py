@@ -150,3 +150,16 @@ def test_git_commit_record_commits_that_file_alone(tmp_path):
     assert git_commit_record(record, "results: run", root=tmp_path)
     assert git("show", "--name-only", "--format=", "HEAD").split() == ["results/run.json"]
     assert "other.txt" in git("diff", "--cached", "--name-only")
+
+
+def test_cli_rewrites_the_readme_block_without_training(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- table1:start -->\nstale\n<!-- table1:end -->\noutro\n")
+    result = fwbook("sweep", "table1", "--no-train", "--readme", str(readme), "--directory",
+                    str(tmp_path / "records"))
+    assert result.returncode == 0, result.stderr
+    text = readme.read_text()
+    assert "stale" not in text and "not run yet" in text
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+    bad = fwbook("sweep", "ablations", "--readme", str(readme))
+    assert bad.returncode == 2 and "--readme only applies to the table1 grid" in bad.stderr

@@ -122,14 +122,15 @@ def _paper(value: Optional[float]) -> str:
     return "—" if value is None else f"{value:g}"
 
 
-def table1_markdown(rows: list[dict], link_base: str = "") -> str:
+def table1_markdown(rows: list[dict], link_base: Optional[str] = "") -> str:
     """Table 1 as markdown: for every R our mean ± std over seeds (test error, %) and the
     paper's number; then one line per cell listing the records behind it.
 
     Args:
         rows: from :func:`table1_rows`.
-        link_base: prefix of record links (``""`` for the README at the repository root,
-            ``"../"`` for a page one folder down); paths are relative to the repository.
+        link_base: prefix of record links (``""`` for the README at the repository root);
+            None: paths as code, not links (the book, where Sphinx would try to resolve
+            a link to a JSON file as a page).
     """
     from .plots import MODEL_LABELS
 
@@ -158,7 +159,8 @@ def table1_markdown(rows: list[dict], link_base: str = "") -> str:
             paths = row["cells"][r]["paths"]
             if not paths:
                 continue
-            links = ", ".join(f"[{Path(p).stem}]({link_base}{p})" if not Path(p).is_absolute()
+            links = ", ".join(f"[{Path(p).stem}]({link_base}{p})"
+                              if link_base is not None and not Path(p).is_absolute()
                               else f"`{p}`" for p in paths)
             lines.append(f"- {label}, R = {r}: {links}")
     return "\n".join(lines)
