@@ -100,6 +100,16 @@ display(Markdown(results.verdict_markdown(records)))
 # batch and clipping) and run fast weights at $R = 20$ with the paper's $10^{-4}$ beside it,
 # for the same number of updates. The figure shows both, one line per seed, against the
 # paper's 1.81%.
+#
+# ```{admonition} Deviation from the paper: learning rate and budget
+# :class: warning
+# Table 1's "ours" columns are trained with Adam at $10^{-3}$, ten times the paper's rate,
+# for the number of updates printed above; the paper does not say how many updates it used.
+# The rate was chosen by measurement: a first run of fast weights at $R = 20$ at $10^{-3}$
+# went below the paper's 1.81% within this budget, where the paper's rate is far slower on
+# our CPU. The paper's own rate is run beside ours at the same budget, so the difference is
+# shown by records, not assumed. Every model in the table gets the same recipe.
+# ```
 
 # %%
 figure = results.recipe_figure(records)
