@@ -12,6 +12,8 @@ from fwbook import attention  # noqa: E402
 from fwbook.data import encode, make_splits  # noqa: E402
 from fwbook.models import ModelConfig, build_model  # noqa: E402
 
+torch.set_num_threads(1)  # tiny tensors: extra threads only contend on a shared machine
+
 
 def _tokens(*texts):
     return torch.stack([encode(text) for text in texts])

@@ -10,6 +10,8 @@ from fwbook.linear_attention import (decay_mask, fast_weights_as_linear_attentio
                                      time_forms)
 from fwbook.models import ModelConfig, build_model
 
+torch.set_num_threads(1)  # tiny tensors: extra threads only contend on a shared machine
+
 TOLERANCE = 1e-5
 
 
