@@ -62,6 +62,16 @@ def test_table1_rows_mean_spread_sources_and_not_run_cells(grid):
     assert "A-LSTM R = 100" in results.missing_cells(list(rows.values()))
 
 
+def test_records_of_another_recipe_are_left_out(grid):
+    config = retrieval_config("irnn", 100, "paper", 0, lr=0.5)
+    record = {"name": "irnn_R100_seed0", "status": "completed", "model": "irnn", "hidden": 100,
+              "seed": 0, "profile": "paper", "test_error": 0.0, "config": config.to_dict(),
+              "config_hash": config_hash(config.to_dict()), "wall_s": 1.0, "curves": {}}
+    write_record(grid / "irnn_R100_seed0.json", record)
+    assert not [r for r in results.load_table1(grid) if r["hidden"] == 100 and r["model"] == "irnn"]
+    assert [r for r in results.load_table1(grid, current_only=False) if r["hidden"] == 100]
+
+
 def test_target_needs_three_seeds(tmp_path):
     fake_record(tmp_path, "fast_weights", 20, 0, 0.001)
     assert results.target_met(results.load_table1(tmp_path)) is None
@@ -126,7 +136,7 @@ def test_figures_are_drawn_from_records(grid):
 
 def test_committed_table1_records_are_complete():
     """Every committed Table 1 record carries what the book needs to trust it."""
-    for record in results.load_table1(results.TABLE1_DIR, profile=None):
+    for record in results.load_table1(results.TABLE1_DIR, profile=None, current_only=False):
         for field in ("model", "hidden", "seed", "profile", "test_error", "config", "commit",
                       "device", "wall_s", "config_hash", "name"):
             assert field in record, (record["path"], field)

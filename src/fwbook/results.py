@@ -26,11 +26,23 @@ NOT_RUN = "not run yet"
 FW_R20_TARGET = PAPER_TABLE1[("fast_weights", 20)]
 
 
-def load_table1(directory: str | os.PathLike = TABLE1_DIR, profile: Optional[str] = "paper"
-                ) -> list[dict]:
-    """All Table 1 run records in ``directory`` (of ``profile``, unless None), both recipes."""
+def load_table1(directory: str | os.PathLike = TABLE1_DIR, profile: Optional[str] = "paper",
+                current_only: bool = True, seeds: Iterable[int] = range(10)) -> list[dict]:
+    """Table 1 run records in ``directory`` (of ``profile``, unless None), both recipes.
+
+    With ``current_only`` (and a profile) a record counts only when its ``config_hash`` is that
+    of a configuration ``table1_configs(profile, seeds)`` gives today: a record made with an
+    older recipe is left out, never mixed in.
+    """
     match = {} if profile is None else {"profile": profile}
-    return load_records(directory, **match)
+    records = load_records(directory, **match) if Path(directory).exists() else []
+    if current_only and profile is not None:
+        from .experiments import table1_configs
+        from .records import config_hash
+
+        wanted = {config_hash(c.to_dict()) for c in table1_configs(profile, tuple(seeds)).values()}
+        records = [r for r in records if r.get("config_hash") in wanted]
+    return records
 
 
 def is_paper_recipe(record: dict) -> bool:
