@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -35,7 +34,7 @@ from .data import make_splits, parse_query, decode
 from .experiments import check_profile, retrieval_config
 from .models import build_model
 from .records import REPO_ROOT, read_record, write_record
-from .train import TrainConfig, resolve_device, train
+from .train import TrainConfig, train
 
 RESULTS_DIR = REPO_ROOT / "results" / "attention"
 
@@ -91,8 +90,8 @@ def train_run(name: str, model: str, num_pairs: int, profile: str, seed: int = 0
     if directory is not None:
         record_path, weights_path = run_paths(name, profile, seed, directory)
         weights_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({name: tensor.detach().cpu() for name, tensor in trained.state_dict().items()},
-                   weights_path)
+        torch.save({key: tensor.detach().cpu() for key, tensor in trained.state_dict().items()},
+                   weights_path)  # ~30 KB for R = 20
         record["weights_file"] = weights_path.name
         write_record(record_path, record)
     return record, trained
@@ -106,13 +105,16 @@ def load_run(name: str, profile: str = "paper", seed: int = 0,
         FileNotFoundError: the record or the weights are missing (say how to make them).
         ValueError: the record was made with another configuration than this module's.
     """
+    known = {run[0]: run for run in CHAPTER_RUNS}
+    if name not in known:
+        raise ValueError(f"run name must be one of {', '.join(known)}; got {name!r}")
     record_path, weights_path = run_paths(name, profile, seed, directory)
     if not record_path.exists() or not weights_path.exists():
         raise FileNotFoundError(
             f"no committed run {record_path.name} (+ {weights_path.name}) in {directory}; make it "
             f"with `python -m fwbook.attention {profile} --out {directory}`")
     record = read_record(record_path)
-    _, model_name, num_pairs = next(run for run in CHAPTER_RUNS if run[0] == name)
+    _, model_name, num_pairs = known[name]
     expected = attention_config(model_name, num_pairs, profile, seed).to_dict()
     if record["config"] != expected:
         raise ValueError(f"{record_path} was made with a different configuration than "
