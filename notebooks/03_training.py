@@ -168,6 +168,8 @@ else:
 # %%
 if profile == "paper" and len({r["hidden"] for r in records}) > 1:
     display(figures.plot_learning_curves(records, title="all sizes, paper profile"))
+elif profile == "paper":
+    print("The committed records cover fewer than two hidden sizes; no all-sizes figure.")
 else:
     print("Only one hidden size in this build; the all-sizes figure is drawn in the paper profile.")
 
@@ -218,6 +220,26 @@ except ValueError as error:
 
 # %%
 figures.plot_memory_weights(trained_model, "c9k8j3f1??c")
+
+# %%
+rows = []
+for text in questions[:4]:
+    position, token, weight = figures.most_attended(trained_model, text)
+    _, answer = parse_query(text)
+    rows.append({"sequence": text, "answer": answer, "most attended state: made by reading":
+                 f"{token!r} (τ = {position})", "weight": round(weight, 3),
+                 # the value paired with the query key sits right after that key (1-based τ)
+                 "is the stored answer": position == text.index(text[-1]) + 2})
+looked = pd.DataFrame(rows)
+display(looked)
+hits = int(looked["is the stored answer"].sum())
+display(Markdown(
+    f"In {hits} of {len(looked)} of these sequences the largest Eq. 4 weight at the query step "
+    f"goes to the hidden state made by reading the digit stored under the query key"
+    + (": the memory is read like a lookup table, the key retrieving its value."
+       if hits >= len(looked) - 1 else
+       "; this model does not (yet) read its memory as a lookup table.")
+    + (" (Smoke profile: the model is barely trained.)" if profile == "smoke" else "")))
 
 # %% [markdown]
 # ## Summary

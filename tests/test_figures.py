@@ -112,3 +112,9 @@ def test_load_table1_records_uses_only_the_profile_recipe(tmp_path):
     assert [r["name"] for r in found] == ["fast_weights_R20_seed0"]  # not paper_recipe_*
     assert figures.load_table1_records("paper", tmp_path, model="lstm") == []
     assert figures.load_table1_records("paper", tmp_path / "missing") == []
+
+
+def test_most_attended(smoke_run):
+    _, model = smoke_run
+    position, token, weight = figures.most_attended(model, "c9k8j3f1??c")
+    assert 1 <= position <= 10 and token == "c9k8j3f1??c"[position - 1] and weight >= 0

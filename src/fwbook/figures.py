@@ -413,3 +413,17 @@ def load_table1_records(profile: str = "paper", directory=None, seeds: Sequence[
                                            paper_recipe=False).values()}
     return [record for record in load_records(directory, **match)
             if record.get("config_hash") in wanted]
+
+
+def most_attended(model: FastWeightsRNN, text: str = DEFAULT_TEXT, inner_step: int = -1
+                  ) -> tuple[int, str, float]:
+    """Where the memory looks at the last token: the past state with the largest Eq. 4 weight.
+
+    Returns:
+        (τ, 1-based position of that state; the token read to make it; its weight).
+    """
+    tokens = encode(text).unsqueeze(0)  # (1, T)
+    with torch.no_grad():
+        weights = _as_efficient(model).trace(tokens).memory_weights[0, -1, inner_step]  # (T,)
+    position = int(weights.argmax())
+    return position + 1, text[position], float(weights[position])
