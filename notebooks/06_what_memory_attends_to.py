@@ -121,6 +121,24 @@ figure = attention.plot_sequence_attention(model, query)
 plt.show()
 
 # %% [markdown]
+# ## When does the memory get read?
+#
+# The heatmap has one row per step. Summing a row gives how much the step reading that token
+# draws on the memory at all; averaged over the test set:
+
+# %%
+test = attention.record_test_split(first)
+strength = attention.read_strength(model, test.inputs)  # (T,)
+figure = attention.plot_read_strength({"fast weights, K = 4": strength})
+plt.show()
+display(Markdown(
+    f"The step reading the query key puts a summed weight of {float(strength[-1]):.3f} on the "
+    f"memory; the largest sum at any earlier step is {float(strength[:-1].max()):.3f}. "
+    + ("The trained model writes at every step but reads in earnest only at the query."
+       if float(strength[:-1].max()) < 0.1 * float(strength[-1]) else
+       "The memory is also read while the pairs stream in.")))
+
+# %% [markdown]
 # ## Over the whole test set
 #
 # For every test sequence we take the query step's weights and ask two things: which slot
@@ -128,7 +146,6 @@ plt.show()
 # slot (the queried key, the queried value, the other keys, the other values, the two `?`).
 
 # %%
-test = attention.record_test_split(first)
 stats = attention.evaluate_attention(model, test.inputs, test.targets)
 shares = pd.DataFrame({"share of the summed weight": stats["mass_share"],
                        "share of sequences whose largest weight is here": stats["argmax_share"]})
@@ -144,12 +161,12 @@ display(Markdown(
     f"On {stats['n']:,} test sequences the largest weight falls on the **queried value's slot** "
     f"in {stats['argmax_share']['queried value']:.1%} of them and on the **queried key's slot** "
     f"in {stats['argmax_share']['queried key']:.1%}: on one of the two slots of the right pair "
-    f"in {stats['argmax_on_pair']:.1%} (chance, for one slot out of {2 * stats['num_pairs'] + 2}, "
+    f"in {stats['argmax_on_pair']:.1%} (chance, two slots out of {2 * stats['num_pairs'] + 2}, "
     f"is {2 / (2 * stats['num_pairs'] + 2):.0%}). The most frequent place of the largest weight "
     f"is the {top}. On average {stats['mass_share']['queried key'] + stats['mass_share']['queried value']:.1%} "
-    f"of the summed weight goes to the queried pair's two slots, "
-    f"{stats['mass_share']['query marks']:.1%} to the two `?` slots, although they are the most "
-    f"recent and so the least decayed."))
+    f"of the summed weight goes to the queried pair's two slots, and "
+    f"{stats['mass_share']['query marks']:.1%} to the two `?` slots (the most recent, so the "
+    f"least decayed by λ^(t−τ))."))
 
 # %% [markdown]
 # The mean weight the query step puts on each slot, averaged separately over the sequences

@@ -129,3 +129,16 @@ def test_cli_refuses_an_unknown_run(capsys):
         attention.main(["smoke", "--only", "nope"])
     assert exit_info.value.code == 2
     assert "--only must be one of" in capsys.readouterr().err
+
+
+def test_read_strength_sums_each_step_row():
+    model = _small_model()
+    tokens = make_splits(0, 4, 10, 10, 12).test.inputs
+    strength = attention.read_strength(model, tokens, batch_size=5)  # (T,)
+    trace = model.trace(tokens)
+    expected = trace.memory_weights[:, :, -1, :].sum(2).double().mean(0)
+    assert strength.shape == (11,) and strength[0] == 0  # empty memory at the first step
+    assert torch.allclose(strength, expected)
+    figure = attention.plot_read_strength({"a": strength, "b": strength})
+    assert isinstance(figure, plt.Figure)
+    plt.close(figure)

@@ -101,3 +101,24 @@ def test_time_forms_reports_each_form():
     timings = time_forms(batch=4, steps=6, dim=4, repeats=2)
     assert set(timings) == {"masked", "recurrent", "chunked"}
     assert all(value > 0 for value in timings.values())
+
+
+def test_key_dependence_and_its_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fwbook.linear_attention import key_dependence, plot_key_dependence
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=20)).eval()
+    tokens = make_splits(0, 4, 10, 10, 16).test.inputs
+    shift = key_dependence(model, tokens)  # (T,)
+    assert shift.shape == (11,)
+    assert shift[0] == 0  # the memory is empty at the first step
+    assert bool((shift[1:] > 0).all())  # later keys depend on earlier reads
+    assert model.core.fast_lr == 0.5  # the switched-off copy leaves the model alone
+    figure = plot_key_dependence({"fresh": shift})
+    assert isinstance(figure, plt.Figure)
+    plt.close(figure)

@@ -281,6 +281,52 @@ def evaluate_attention(model: torch.nn.Module, inputs: torch.Tensor, targets: to
     return stats
 
 
+@torch.no_grad()
+def read_strength(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 2_000,
+                  inner_step: int = -1) -> torch.Tensor:
+    """How strongly each input step reads the memory: the summed Eq. 4 weights, (T,).
+
+    Entry t is the mean over sequences of Σ_τ η λ^(t-τ) h(τ)ᵀ h_s(t+1), the total weight the
+    step reading token t puts on the memory (0 at the first step, whose memory is empty).
+    """
+    totals = []
+    for start in range(0, inputs.shape[0], batch_size):
+        trace = model.trace(inputs[start:start + batch_size])
+        if trace.memory_weights is None:
+            raise ValueError("this model has no fast memory to attend with")
+        totals.append(trace.memory_weights[:, :, inner_step, :].sum(2).cpu())  # (B, T)
+    return torch.cat(totals).double().mean(0)  # (T,)
+
+
+def plot_read_strength(strengths: dict[str, torch.Tensor]):
+    """Bars of :func:`read_strength` per input step for one or more models.
+
+    Args:
+        strengths: label -> (T,) summed weights per step (all of the same K).
+    Returns:
+        a matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    first = next(iter(strengths.values()))
+    steps = len(first)
+    pairs = (steps - 3) // 2
+    labels = [f"k{j + 1}" if i % 2 == 0 else f"v{j + 1}"
+              for j in range(pairs) for i in range(2)] + ["?", "?", "q"]
+    figure, axis = plt.subplots(figsize=(7.5, 3.2), layout="constrained")
+    width = 0.8 / len(strengths)
+    for index, (label, strength) in enumerate(strengths.items()):
+        positions = np.arange(steps) + (index - (len(strengths) - 1) / 2) * width
+        axis.bar(positions, np.asarray(strength, dtype=float), width=width, label=label,
+                 color=plt.cm.tab10(index))
+    axis.set_xticks(range(steps), labels)
+    axis.set_xlabel("the step reading this token")
+    axis.set_ylabel("summed weight on the memory")
+    axis.set_title("when does the memory get read?", fontsize=10)
+    axis.legend(fontsize=8)
+    return figure
+
+
 def record_test_split(record: dict):
     """The test split a run record was evaluated on (regenerated from its seeded config)."""
     config = record["config"]

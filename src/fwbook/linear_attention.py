@@ -257,3 +257,31 @@ def plot_equivalence(result: dict, index: int = 0, labels: str | None = None):
     axes[2].set_title(f"every unit, step and sequence: max |diff| = {difference:.1e}",
                       fontsize=10)
     return figure
+
+
+def plot_key_dependence(shifts: dict[str, torch.Tensor]):
+    """Bars of :func:`key_dependence` for one or more models, on a log scale.
+
+    Args:
+        shifts: label -> (T,) mean |h with memory − h without| per step.
+    Returns:
+        a matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figure, axis = plt.subplots(figsize=(7.5, 3.4), layout="constrained")
+    width = 0.8 / len(shifts)
+    colors = ("#7f8c8d", "#c0392b", "#2980b9", "#8e44ad")
+    for index, (label, shift) in enumerate(shifts.items()):
+        steps = np.arange(1, len(shift) + 1) + (index - (len(shifts) - 1) / 2) * width
+        values = np.asarray(shift, dtype=float)
+        axis.bar(steps, np.where(values > 0, values, np.nan), width=width, label=label,
+                 color=colors[index % len(colors)])
+    axis.set_yscale("log")
+    axis.set_xlabel("key h(t): the state written after reading token t")
+    axis.set_ylabel("mean |h with read − h without|")
+    axis.set_title("how far the keys move when the memory read is switched off (η = 0)",
+                   fontsize=10)
+    axis.legend(fontsize=8)
+    return figure
