@@ -604,3 +604,29 @@ def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = F
     if output_dir is not None:
         write_json_atomic(Path(output_dir) / f"{suite}.json", document)
     return document
+
+
+def load_bench(suite: str, directory=None) -> dict | None:
+    """The committed result of ``suite`` (``results/bench/{suite}.json``), or None."""
+    import json
+
+    from .records import REPO_ROOT
+
+    path = Path(directory or REPO_ROOT / "results" / "bench") / f"{suite}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def speedup_summary(document: dict) -> list[str]:
+    """One sentence per R: default and compiled paths as multiples of the plain eager path."""
+    lines = []
+    for hidden in sorted({row["hidden"] for row in document["rows"]}):
+        rows = {r["path"]: r for r in document["rows"] if r["hidden"] == hidden}
+        parts = [f"default path {rows['default']['ratio_to_reference']:.2f}x"]
+        if "compiled" in rows:
+            parts.append(f"compiled path {rows['compiled']['ratio_to_reference']:.2f}x "
+                         f"(compile {rows['compiled']['compile_s']:.0f} s)")
+        lines.append(f"R = {hidden}: " + ", ".join(parts) + " the plain eager reference "
+                     f"({rows['reference']['seq_per_s']:,.0f} sequences/s)")
+    return lines

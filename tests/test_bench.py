@@ -1,0 +1,84 @@
+"""bench: the suites run at tiny sizes, their figures draw, the Performance chapter executes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from fwbook import bench  # noqa: E402
+from fwbook.data import associative_retrieval  # noqa: E402
+from fwbook.models import ModelConfig, build_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_reference_core_equals_package_model():
+    """The frozen eager yardstick computes the same function as the package's model."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=12, inner_steps=2))
+    reference = bench.reference_eager_model(12)
+    reference.load_state_dict(model.state_dict())
+    tokens = associative_retrieval(32, generator=torch.Generator().manual_seed(1)).inputs
+    assert torch.allclose(reference(tokens), model(tokens), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("bench")
+    torch.set_num_threads(1)
+    return {suite: bench.run_suite(suite, device="cpu", output_dir=directory, quick=True,
+                                   repeats=1) for suite in bench.SUITES}, directory
+
+
+def test_suites_write_documents_with_provenance(documents):
+    results, directory = documents
+    for suite in bench.SUITES:
+        document = json.loads((directory / f"{suite}.json").read_text())
+        assert document["suite"] == suite and document["rows"]
+        assert {"commit", "versions", "device"} <= set(document)
+        assert document["device"]["type"] == "cpu"
+    speedup = results["speedup"]["rows"]
+    assert {r["path"] for r in speedup} == {"reference", "default"}
+    assert all(r["seq_per_s"] > 0 for r in speedup)
+    assert {r["memory"] for r in results["cost"]["rows"]} == {"explicit", "efficient"}
+    hours = bench.grid_hours(results["sweep"]["rows"])
+    assert hours["single_hours"] > 0 and hours["batched_hours"] > 0
+
+
+@pytest.mark.parametrize("suite, draw", [("speedup", bench.plot_speedup),
+                                         ("cost", bench.plot_memory_cost),
+                                         ("sweep", bench.plot_sweep),
+                                         ("tta", bench.plot_time_to_accuracy)])
+def test_figures_name_the_hardware(documents, suite, draw):
+    figure = draw(documents[0][suite])
+    titles = [axis.get_title() for axis in figure.axes] + [
+        figure._suptitle.get_text() if figure._suptitle else ""]
+    assert any("cpu" in title for title in titles)
+
+
+def test_committed_results_are_readable():
+    for suite in bench.SUITES:
+        document = bench.load_bench(suite)
+        if document is not None:
+            assert document["rows"] and document["device"]["name"]
+
+
+def test_performance_chapter_runs_under_papermill(tmp_path):
+    jupytext = pytest.importorskip("jupytext")
+    papermill = pytest.importorskip("papermill")
+    notebook = jupytext.read(ROOT / "notebooks" / "09_performance.py")
+    source = tmp_path / "09_performance.ipynb"
+    jupytext.write(notebook, source)
+    output = tmp_path / "out.ipynb"
+    papermill.execute_notebook(str(source), str(output), parameters={"profile": "smoke"},
+                               cwd=str(ROOT / "notebooks"), progress_bar=False)
+    executed = json.loads(output.read_text())
+    outputs = [o for cell in executed["cells"] for o in cell.get("outputs", [])]
+    assert not any(o.get("output_type") == "error" for o in outputs)
+    assert any("image/png" in o.get("data", {}) for o in outputs)
