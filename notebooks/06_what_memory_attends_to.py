@@ -224,9 +224,20 @@ test_k8 = attention.record_test_split(records["fast_weights_K8"])
 stats_k8 = attention.evaluate_attention(model_k8, test_k8.inputs, test_k8.targets)
 figure = attention.plot_mean_query_weights(stats_k8, "fast weights, K = 8: mean query weights")
 plt.show()
+figure = attention.plot_role_shares({"fast weights, K = 4": stats, "fast weights, K = 8": stats_k8})
+plt.show()
 
 # %%
 fw8, ln8 = records["fast_weights_K8"]["test_error"], records["ln_irnn_K8"]["test_error"]
+curve = records["fast_weights_K8"]["curves"]
+trend = ""
+if len(curve["step"]) > 1:
+    falling = curve["val_error"][-1] < curve["val_error"][-2]
+    trend = (f" Between updates {curve['step'][-2]:,} and {curve['step'][-1]:,} the fast-weights "
+             f"validation error went from {curve['val_error'][-2]:.1%} to "
+             f"{curve['val_error'][-1]:.1%}: "
+             + ("still falling, so the run had not converged." if falling else
+                "no longer falling."))
 gap = ("Fast weights are ahead" if fw8 < ln8 else "The LN-IRNN is ahead" if ln8 < fw8
        else "The two are level")
 display(Markdown(
@@ -240,6 +251,7 @@ display(Markdown(
     + (f"{stats_k8['accuracy_if_on_pair']:.1%}" if stats_k8['accuracy_if_on_pair'] is not None
        else "— (no such sequence)")
     + " of them."
+    + trend
     + ("" if profile == "paper" else
        f" These are {profile!r}-profile runs, far too short to settle the comparison: read the "
        f"`paper` profile for that.")))
