@@ -13,7 +13,7 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Iterable, Optional
 
-from .experiments import (PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
+from .experiments import (PAPER_RECIPE, PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
                           check_profile)
 from .records import REPO_ROOT, load_records
 
@@ -59,7 +59,10 @@ def _summary(members: list[dict]) -> dict:
             "min": min(values) if values else None, "max": max(values) if values else None,
             "seeds": sorted(m.get("seed") for m in members),
             "wall_s": sum(float(m.get("wall_s") or 0.0) for m in members),
-            "paths": [m.get("path", "") for m in sorted(members, key=lambda m: m.get("seed", 0))]}
+            "paths": [m.get("path", "") for m in sorted(members, key=lambda m: m.get("seed", 0))],
+            "values": [None if m.get("test_error") is None or m.get("status") != "completed"
+                       else 100 * m["test_error"]
+                       for m in sorted(members, key=lambda m: m.get("seed", 0))]}
 
 
 def table1_rows(records: Iterable[dict], models: tuple[str, ...] = TABLE1_MODELS + TABLE1_EXTRA_MODELS,
@@ -163,17 +166,19 @@ def table1_markdown(rows: list[dict], link_base: Optional[str] = "") -> str:
     if not any(row["cells"][r]["paths"] for row in rows for r in hidden):
         lines.append("No records yet.")
         return "\n".join(lines)
-    lines.append("Records behind each cell:")
+    lines.append("Records behind each cell (with each run's test error, %):")
     lines.append("")
     for row in rows:
         label = MODEL_LABELS.get(row["model"], row["model"])
         for r in hidden:
-            paths = row["cells"][r]["paths"]
+            paths, values = row["cells"][r]["paths"], row["cells"][r]["values"]
             if not paths:
                 continue
-            links = ", ".join(f"[{Path(p).stem}]({link_base}{p})"
-                              if link_base is not None and not Path(p).is_absolute()
-                              else f"`{p}`" for p in paths)
+            links = ", ".join((f"[{Path(p).stem}]({link_base}{p})"
+                               if link_base is not None and not Path(p).is_absolute()
+                               else f"`{p}`")
+                              + (f" {v:.2f}" if v is not None else " diverged")
+                              for p, v in zip(paths, values))
             lines.append(f"- {label}, R = {r}: {links}")
     return "\n".join(lines)
 
@@ -207,7 +212,8 @@ def readme_block(directory: str | os.PathLike = TABLE1_DIR, profile: str = "pape
         budget = f"{steps[0]:,} updates" if steps and len(steps) == 1 else "the same budget"
         lines.append(f"Fast weights, R = 20, at {budget}: our recipe (lr "
                      f"{_lrs(comparison['ours_lr'])}) {format_cell(ours, unit='%')}; the paper's recipe "
-                     f"(lr {_lrs(comparison['paper_lr'])}) {format_cell(theirs, unit='%')}; paper: "
+                     f"(lr {_lrs(comparison['paper_lr'] or [PAPER_RECIPE['lr']])}) "
+                     f"{format_cell(theirs, unit='%')}; paper: "
                      f"{FW_R20_TARGET}%.")
         lines.append("")
     lines.append(f"Compute spent on these records: {spent['runs']} runs, "
