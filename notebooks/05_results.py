@@ -97,19 +97,24 @@ display(Markdown(results.verdict_markdown(records)))
 #
 # The paper trains with Adam at a learning rate of $10^{-4}$ and mini-batches of 128. On a
 # CPU budget that rate is slow: we train every model at $10^{-3}$ (constant, the same data,
-# batch and clipping) and run fast weights at $R = 20$ with the paper's $10^{-4}$ beside it,
-# for the same number of updates. The figure shows both, one line per seed, against the
-# paper's 1.81%.
+# batch and clipping) and run fast weights at $R = 20$ with two more recipes beside it, for
+# the same number of updates: the paper's $10^{-4}$, and $3 \cdot 10^{-3}$ decayed to zero on
+# a cosine schedule. The second was added after measuring the first: at $10^{-3}$ one seed
+# found the solution while another stayed on a plateau for most of the budget (see the
+# curves), and a larger step that is annealed at the end is the standard remedy for that.
+# Whether it works is decided by its records below, over three seeds, not by the argument.
 #
 # ```{admonition} Deviation from the paper: learning rate and budget
 # :class: warning
 # Table 1's "ours" columns are trained with Adam at $10^{-3}$, ten times the paper's rate,
 # for the number of updates printed above; the paper does not say how many updates it used.
-# The rate was chosen by measurement: a first run of fast weights at $R = 20$ at $10^{-3}$
-# went below the paper's 1.81% within this budget, where the paper's rate is far slower on
-# our CPU. The paper's own rate is run beside ours at the same budget, so the difference is
-# shown by records, not assumed. Every model in the table gets the same recipe.
+# The paper's own rate is run beside ours at the same budget, so the difference is shown by
+# records, not assumed. Every model in Table 1 gets the same recipe; the extra recipes are
+# run for fast weights at $R = 20$ only, the cell the paper headlines.
 # ```
+
+# %%
+display(Markdown(results.recipes_markdown(records, link_base=None)))
 
 # %%
 figure = results.recipe_figure(records)

@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
 from fwbook import results  # noqa: E402
-from fwbook.experiments import PAPER_TABLE1, paper_recipe_config, retrieval_config  # noqa: E402
+from fwbook.experiments import (PAPER_TABLE1, paper_recipe_config, recipe_config,  # noqa: E402
+                                retrieval_config)
 from fwbook.records import config_hash, write_record  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ def grid(tmp_path):
     for seed, error in enumerate([0.010, 0.012, 0.014]):
         fake_record(tmp_path, "fast_weights", 20, seed, error)
     fake_record(tmp_path, "fast_weights", 20, 0, 0.30, paper_recipe=True)
+    assert results.recipe_of({"name": "cosine_lr3e-3_fast_weights_R20_seed0"}) == "cosine_lr3e-3"
     fake_record(tmp_path, "irnn", 20, 0, 0.55)
     fake_record(tmp_path, "lstm", 20, 0, None, status="diverged")
     for model in ("fast_weights", "irnn", "lstm", "alstm"):
@@ -97,6 +99,10 @@ def test_markdown_lists_records_and_says_not_run_yet(grid):
     verdict = results.verdict_markdown(records)
     assert "**reached**" in verdict and "Not run yet" in verdict
     assert "30.00% (n=1)" in verdict  # the paper's recipe
+    recipes = results.recipes_markdown(records)
+    assert "| ours (every Table 1 cell) | 0.001 | constant | 40,000 | 1.20 ± 0.20 (n=3) | yes |" in recipes
+    assert "| the paper's | 0.0001 | constant | 40,000 | 30.00 (n=1) | not decided (fewer seeds) |" in recipes
+    assert "| cosine_lr3e-3 | 0.003 | cosine | — | not run yet | not run yet |" in recipes
     ranking = results.ranking_markdown(records, hidden=20)
     assert ranking.startswith("1. Fast weights: 1.20")
 
@@ -130,7 +136,8 @@ def test_figures_are_drawn_from_records(grid):
     assert loss.axes[0].get_ylabel().startswith("validation cross-entropy")
     recipe = results.recipe_figure(records)
     labels = [t.get_text() for t in recipe.axes[0].get_legend().get_texts()]
-    assert "paper recipe: lr 0.0001" in labels and "our recipe: lr 0.001" in labels
+    assert "the paper's: lr 0.0001, constant" in labels
+    assert "ours (Table 1): lr 0.001, constant" in labels
     matplotlib.pyplot.close("all")
 
 
@@ -161,3 +168,19 @@ def test_chapter_05_runs_under_papermill_with_the_smoke_profile(tmp_path):
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
     text = json.dumps(outputs)
     assert "profile: smoke" in text and "trained" in text
+
+
+def test_every_extra_recipe_is_kept_out_of_table1(tmp_path):
+    config = recipe_config("cosine_lr3e-3", 0)
+    record = {"name": "cosine_lr3e-3_fast_weights_R20_seed0", "status": "completed",
+              "model": "fast_weights", "hidden": 20, "seed": 0, "profile": "paper",
+              "test_error": 0.005, "config": config.to_dict(),
+              "config_hash": config_hash(config.to_dict()), "wall_s": 1.0,
+              "curves": {"step": [1, 2], "val_error": [0.5, 0.01]}}
+    write_record(tmp_path / f"{record['name']}.json", record)
+    records = results.load_table1(tmp_path)
+    assert len(records) == 1
+    assert results.table1_rows(records)[0]["cells"][20]["n"] == 0
+    cells = {c["recipe"]: c for c in results.recipe_cells(records)}
+    assert cells["cosine_lr3e-3"]["n"] == 1 and cells["cosine_lr3e-3"]["mean"] == pytest.approx(0.5)
+    assert cells[""]["n"] == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Iterable, Optional
 
-from .experiments import (PAPER_RECIPE, PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
+from .experiments import (EXTRA_RECIPES, PAPER_RECIPE, PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
                           check_profile)
 from .records import REPO_ROOT, load_records
 
@@ -45,8 +45,51 @@ def load_table1(directory: str | os.PathLike = TABLE1_DIR, profile: Optional[str
     return records
 
 
+def recipe_of(record: dict) -> str:
+    """The named recipe of ``EXTRA_RECIPES`` a record was run with (its name's prefix), or
+    ``""`` for the profile's own recipe (the one every Table 1 cell uses)."""
+    name = str(record.get("name", ""))
+    for recipe in EXTRA_RECIPES:
+        if name.startswith(f"{recipe}_"):
+            return recipe
+    return ""
+
+
 def is_paper_recipe(record: dict) -> bool:
-    return str(record.get("name", "")).startswith(PAPER_RECIPE_PREFIX)
+    return recipe_of(record) == "paper_recipe"
+
+
+def is_extra_recipe(record: dict) -> bool:
+    return recipe_of(record) != ""
+
+
+def recipe_label(recipe: str, config: Optional[dict] = None) -> str:
+    """``"ours: lr 0.001, constant"``, ``"paper_recipe: lr 0.0001, constant"``."""
+    settings = (config or {}) if not recipe else {**(config or {}), **EXTRA_RECIPES[recipe]}
+    name = {"": "ours (Table 1)", "paper_recipe": "the paper's"}.get(recipe, recipe)
+    if "lr" in settings:
+        return f"{name}: lr {settings['lr']:g}, {settings.get('lr_schedule', 'constant')}"
+    return name
+
+
+def recipe_cells(records: Iterable[dict], model: str = "fast_weights", hidden: int = 20
+                 ) -> list[dict]:
+    """One summary per recipe of one cell: the profile's own first, then ``EXTRA_RECIPES``.
+
+    Each is a :func:`table1_rows`-style summary plus ``recipe``, ``label``, ``lr``,
+    ``lr_schedule`` and ``steps`` (None where the recipe has no record yet).
+    """
+    records = [r for r in records if r.get("model") == model and r.get("hidden") == hidden]
+    cells = []
+    for recipe in ("",) + tuple(EXTRA_RECIPES):
+        members = [r for r in records if recipe_of(r) == recipe]
+        config = members[0]["config"] if members else None
+        cells.append({"recipe": recipe, "label": recipe_label(recipe, config),
+                      "lr": config["lr"] if config else None,
+                      "lr_schedule": config["lr_schedule"] if config else None,
+                      "steps": config["steps"] if config else None,
+                      "paper": PAPER_TABLE1.get((model, hidden)), **_summary(members)})
+    return cells
 
 
 def _summary(members: list[dict]) -> dict:
@@ -72,7 +115,7 @@ def table1_rows(records: Iterable[dict], models: tuple[str, ...] = TABLE1_MODELS
     A cell is ``{"paper": % or None, "n", "diverged", "mean", "std", "min", "max", "seeds",
     "wall_s", "paths"}``; ``n == 0`` and no paths means the cell was not run yet.
     """
-    records = [r for r in records if not is_paper_recipe(r)]
+    records = [r for r in records if not is_extra_recipe(r)]
     rows = []
     for model in models:
         cells = {}
@@ -91,7 +134,7 @@ def recipe_comparison(records: Iterable[dict], model: str = "fast_weights", hidd
     "target": the paper's number}``; summaries as in :func:`table1_rows`.
     """
     records = [r for r in records if r.get("model") == model and r.get("hidden") == hidden]
-    ours = [r for r in records if not is_paper_recipe(r)]
+    ours = [r for r in records if not is_extra_recipe(r)]
     theirs = [r for r in records if is_paper_recipe(r)]
 
     def lr_of(group):
@@ -103,13 +146,44 @@ def recipe_comparison(records: Iterable[dict], model: str = "fast_weights", hidd
             "target": PAPER_TABLE1.get((model, hidden))}
 
 
-def target_met(records: Iterable[dict], min_seeds: int = 3) -> Optional[bool]:
+def target_met(records: Iterable[dict], min_seeds: int = 3, recipe: str = "") -> Optional[bool]:
     """Whether fast weights at R = 20 reach the paper's 1.81% (mean over >= ``min_seeds``
-    seeds, measured recipe). None while fewer seeds have finished."""
-    cell = table1_rows(records, models=("fast_weights",), hidden=(20,))[0]["cells"][20]
+    seeds) with ``recipe`` ("" = the profile's own). None while fewer seeds have finished."""
+    cell = {c["recipe"]: c for c in recipe_cells(records)}[recipe]
     if cell["n"] < min_seeds:
         return None
     return cell["mean"] <= FW_R20_TARGET
+
+
+def recipes_markdown(records: Iterable[dict], hidden: int = 20, link_base: Optional[str] = "",
+                     min_seeds: int = 3) -> str:
+    """Fast weights at R = ``hidden`` under every recipe, as a markdown table with the target
+    verdict and the records behind each row."""
+    cells = recipe_cells(records, hidden=hidden)
+    lines = ["| recipe | Adam lr | schedule | updates | test error (%) | "
+             f"mean ≤ {FW_R20_TARGET}% over ≥ {min_seeds} seeds |", "|---|---:|---|---:|---:|---|"]
+    for cell in cells:
+        met = (None if cell["n"] < min_seeds else cell["mean"] <= FW_R20_TARGET)
+        verdict = {None: "not decided (fewer seeds)" if cell["n"] else NOT_RUN,
+                   True: "yes", False: "no"}[met]
+        settings = EXTRA_RECIPES.get(cell["recipe"], {})
+        lr = cell["lr"] if cell["lr"] is not None else settings.get("lr")
+        schedule = cell["lr_schedule"] or settings.get("lr_schedule", "—")
+        steps = f"{cell['steps']:,}" if cell["steps"] else "—"
+        name = {"": "ours (every Table 1 cell)", "paper_recipe": "the paper's"}.get(
+            cell["recipe"], cell["recipe"])
+        lines.append(f"| {name} | {_paper(lr)} | {schedule} | {steps} | {format_cell(cell)} | "
+                     f"{verdict} |")
+    lines.append("")
+    for cell in cells:
+        if cell["paths"]:
+            name = {"": "ours", "paper_recipe": "the paper's"}.get(cell["recipe"], cell["recipe"])
+            links = ", ".join((f"[{Path(p).stem}]({link_base}{p})"
+                               if link_base is not None and not Path(p).is_absolute()
+                               else f"`{p}`") + (f" {v:.2f}" if v is not None else " diverged")
+                              for p, v in zip(cell["paths"], cell["values"]))
+            lines.append(f"- {name}: {links}")
+    return "\n".join(lines)
 
 
 def compute_spent(records: Iterable[dict]) -> dict:
@@ -188,10 +262,7 @@ def readme_block(directory: str | os.PathLike = TABLE1_DIR, profile: str = "pape
     check_profile(profile)
     records = load_table1(directory, profile)
     rows = table1_rows(records)
-    comparison = recipe_comparison(records)
     spent = compute_spent(records)
-    ours, theirs = comparison["ours"], comparison["paper_recipe"]
-    steps = comparison["steps"]
     lines = [
         "Table 1, test error (%) on associative retrieval (K = 4): our mean ± standard "
         "deviation over seeds (n = seeds finished) beside the paper's number (Table 1 of "
@@ -200,7 +271,7 @@ def readme_block(directory: str | os.PathLike = TABLE1_DIR, profile: str = "pape
         f"records says \"{NOT_RUN}\".",
         "",
     ]
-    measured = [r for r in records if not is_paper_recipe(r)]
+    measured = [r for r in records if not is_extra_recipe(r)]
     if measured:
         some = measured[0]["config"]
         lines += [f"Recipe of our runs: Adam lr {some['lr']:g} ({some['lr_schedule']}), "
@@ -208,14 +279,8 @@ def readme_block(directory: str | os.PathLike = TABLE1_DIR, profile: str = "pape
                   f"{some['clip_norm']}, {some['num_train']:,} training sequences; the paper used "
                   f"lr 1e-4 (see the book's Deviations page).", ""]
     lines += [table1_markdown(rows), ""]
-    if ours["n"] or theirs["n"]:
-        budget = f"{steps[0]:,} updates" if steps and len(steps) == 1 else "the same budget"
-        lines.append(f"Fast weights, R = 20, at {budget}: our recipe (lr "
-                     f"{_lrs(comparison['ours_lr'])}) {format_cell(ours, unit='%')}; the paper's recipe "
-                     f"(lr {_lrs(comparison['paper_lr'] or [PAPER_RECIPE['lr']])}) "
-                     f"{format_cell(theirs, unit='%')}; paper: "
-                     f"{FW_R20_TARGET}%.")
-        lines.append("")
+    lines += [f"Fast weights at R = 20 under each recipe (the paper: {FW_R20_TARGET}%):", "",
+              recipes_markdown(records), ""]
     lines.append(f"Compute spent on these records: {spent['runs']} runs, "
                  f"{spent['hours']:.1f} hours of training wall time on a shared 2-core CPU.")
     return "\n".join(lines)
@@ -280,7 +345,7 @@ def figure2(records: Iterable[dict], hidden: int = 50,
     from .plots import MODEL_COLORS, MODEL_LABELS, use_house_style
 
     use_house_style()
-    records = [r for r in records if r.get("hidden") == hidden and not is_paper_recipe(r)]
+    records = [r for r in records if r.get("hidden") == hidden and not is_extra_recipe(r)]
     figure, axis = plt.subplots(figsize=(6.4, 4.0))
     for model in models:
         runs = [r for r in records if r.get("model") == model and r.get("curves", {}).get("step")]
@@ -312,35 +377,41 @@ def figure2(records: Iterable[dict], hidden: int = 50,
     return figure
 
 
+RECIPE_STYLES = {"": dict(color="#c0392b", linestyle="-"),
+                 "paper_recipe": dict(color="#555555", linestyle="--"),
+                 "cosine_lr3e-3": dict(color="#16a085", linestyle="-.")}
+
+
 def recipe_figure(records: Iterable[dict], hidden: int = 20):
-    """Validation error against updates of fast weights at R = ``hidden``: our recipe against
-    the paper's (lr 1e-4), one line per seed. Returns the Figure."""
+    """Validation error against updates of fast weights at R = ``hidden`` under every recipe
+    (ours, the paper's lr 1e-4, and ``EXTRA_RECIPES``), one line per seed, with the paper's
+    Table 1 number. Returns the Figure."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .plots import MODEL_COLORS, use_house_style
+    from .plots import use_house_style
 
     use_house_style()
     runs = [r for r in records if r.get("model") == "fast_weights" and r.get("hidden") == hidden
             and r.get("curves", {}).get("step")]
     figure, axis = plt.subplots(figsize=(6.4, 4.0))
-    styles = {False: dict(color=MODEL_COLORS["fast_weights"], linestyle="-"),
-              True: dict(color="#555555", linestyle="--")}
+    order = ("",) + tuple(EXTRA_RECIPES)
     labelled = set()
-    for run in sorted(runs, key=lambda r: (is_paper_recipe(r), r.get("seed", 0))):
-        paper = is_paper_recipe(run)
+    for run in sorted(runs, key=lambda r: (order.index(recipe_of(r)), r.get("seed", 0))):
+        recipe = recipe_of(run)
         label = None
-        if paper not in labelled:
-            label = f"{'paper recipe' if paper else 'our recipe'}: lr {run['config']['lr']:g}"
-            labelled.add(paper)
+        if recipe not in labelled:
+            label = recipe_label(recipe, run["config"])
+            labelled.add(recipe)
+        style = RECIPE_STYLES.get(recipe, dict(color="#2c3e50", linestyle=":"))
         axis.plot(run["curves"]["step"], np.asarray(run["curves"]["val_error"]) * 100,
-                  label=label, linewidth=1.2, **styles[paper])
+                  label=label, linewidth=1.2, **style)
     axis.axhline(FW_R20_TARGET, color="black", linewidth=0.8, linestyle=":",
                  label=f"paper's Table 1: {FW_R20_TARGET}%")
     _error_axis(axis)
     axis.set_xlabel("updates")
     axis.set_ylabel("validation error (%)")
-    axis.set_title(f"Fast weights, R = {hidden}: two learning rates")
+    axis.set_title(f"Fast weights, R = {hidden}: recipes, one line per seed")
     axis.legend(frameon=False, fontsize="small")
     figure.tight_layout()
     return figure
@@ -373,20 +444,22 @@ def verdict_markdown(records: Iterable[dict]) -> str:
         met = target_met(records)
         status = ("not yet decided (fewer than 3 seeds finished)" if met is None
                   else "**reached**" if met else "**not reached**")
-        lines.append(f"- **Fast weights, R = 20**: {format_cell(fw, unit='%')} test error against the "
+        lines.append(f"- **Fast weights, R = 20** (Table 1 recipe): {format_cell(fw, unit='%')} test error against the "
                      f"paper's {FW_R20_TARGET}%; the target (mean ≤ {FW_R20_TARGET}% over ≥ 3 "
                      f"seeds) is {status}.")
-    comparison = recipe_comparison(records)
-    theirs = comparison["paper_recipe"]
-    if theirs["n"]:
-        steps = comparison["steps"]
-        budget = f"{steps[-1]:,} updates" if steps else "the same budget"
-        lines.append(f"- **The paper's recipe** (Adam lr {_lrs(comparison['paper_lr'])}, batch "
-                     f"128) at the same budget of {budget}: {format_cell(theirs, unit='%')} test error, "
-                     f"against {format_cell(comparison['ours'], unit='%')} with lr "
-                     f"{_lrs(comparison['ours_lr'])}.")
-    else:
-        lines.append(f"- **The paper's recipe** (lr 1e-4) for fast weights at R = 20: {NOT_RUN}.")
+    for cell in recipe_cells(records)[1:]:
+        settings = EXTRA_RECIPES[cell["recipe"]]
+        name = ("**The paper's recipe**" if cell["recipe"] == "paper_recipe"
+                else f"**Recipe `{cell['recipe']}`**")
+        what = f"(Adam lr {settings['lr']:g}, {settings.get('lr_schedule', 'constant')}"
+        if cell["n"] or cell["diverged"]:
+            met = target_met(records, recipe=cell["recipe"])
+            verdict = {None: "", True: "; the target is **met**",
+                       False: "; the target is **not met**"}[met]
+            lines.append(f"- {name} {what}, {cell['steps']:,} updates) for fast weights at R = 20: "
+                         f"{format_cell(cell, unit='%')} test error{verdict}.")
+        else:
+            lines.append(f"- {name} {what}) for fast weights at R = 20: {NOT_RUN}.")
     controls = []
     for model in ("irnn", "lstm", "alstm", "ln_irnn"):
         cell = rows[model]["cells"][20]
