@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_reference_core_equals_package_model():
     """The frozen eager yardstick computes the same function as the package's model."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(hidden=12, inner_steps=2))
+    model = build_model(ModelConfig(hidden=12))
     reference = bench.reference_eager_model(12)
     reference.load_state_dict(model.state_dict())
     tokens = associative_retrieval(32, generator=torch.Generator().manual_seed(1)).inputs
