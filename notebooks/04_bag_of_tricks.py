@@ -106,6 +106,8 @@ else:
 #
 # Each panel holds the baseline (red) and the runs that change one thing, as validation error
 # against updates (log scale: 1% and 5% are far apart). A dotted line is a run that diverged.
+# There is one seed per cell, so the sentences below call a run within 1.25× of the baseline's
+# error a tie: differences that small need more seeds to be told apart.
 
 # %%
 ablations.plot_ablation_curves(records)

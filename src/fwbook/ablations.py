@@ -297,6 +297,11 @@ def cell_status(records: dict[str, dict], cell: str) -> Optional[str]:
     return None
 
 
+# Ratios to the baseline closer to 1 than this are called ties: with one seed per cell, a
+# difference that small is not evidence of an effect (more seeds would be needed).
+TIE_RATIO = 1.25
+
+
 def group_summary(records: dict[str, dict], group: str, field: str = "test_error") -> str:
     """One sentence with the measured errors of a group against the baseline, from records."""
     base = cell_error(records, "baseline", field)
@@ -305,12 +310,21 @@ def group_summary(records: dict[str, dict], group: str, field: str = "test_error
         value = cell_error(records, cell, field)
         text = f"{CELL_LABELS[cell]}: {_error_text(value, cell_status(records, cell))}"
         if value is not None and base is not None and base > 0:
-            text += f" ({value / base:.1f}× the baseline)"
+            ratio = value / base
+            tie = ", a tie at one seed per cell" if 1 / TIE_RATIO < ratio < TIE_RATIO else ""
+            text += f" ({ratio:.1f}× the baseline{tie})"
         parts.append(text)
     what = "test error" if field == "test_error" else "final validation error"
+    measured = {cell: cell_error(records, cell, field) for cell in _group_cells(group)}
+    measured = {cell: value for cell, value in measured.items() if value is not None}
+    best = ""
+    if len(measured) > 1:
+        winner = min(measured, key=measured.get)
+        best = (f" Lowest in this group: {_label(winner, group)}." if winner != "baseline"
+                else f" The baseline's {BASELINE_LABELS[group]} is the lowest in this group.")
     return (f"{GROUP_TITLES[group]}: baseline ({BASELINE_LABELS[group]}) "
             f"{_error_text(base, cell_status(records, 'baseline'))} {what}; "
-            + "; ".join(parts) + ".")
+            + "; ".join(parts) + "." + best)
 
 
 def eta_zero_verdict(records: dict[str, dict], field: str = "test_error") -> str:
