@@ -108,7 +108,8 @@ def test_cuda_graph_step_equals_plain_step():
 
 @pytest.mark.parametrize("model", ["fast_weights", "lstm"])
 def test_batched_seeds_equal_single_runs(model):
-    configs = [retrieval_config(model, 8, "smoke", seed=seed, steps=40) for seed in (0, 3)]
+    configs = [retrieval_config(model, 8, "smoke", seed=seed, steps=20, eval_every=10,
+                                num_validation=200, num_test=200) for seed in (0, 3)]
     singles = [train(config, quiet=True, device="cpu") for config in configs]
     batched = train_batched(configs, device="cpu")
     for single, together in zip(singles, batched):
