@@ -272,7 +272,7 @@ def test_page_in_browser(browser_report, entry):
     assert page["math_typeset"] == page["math"], (
         f"{entry}: {page['math'] - page['math_typeset']} of {page['math']} formulas not typeset")
     assert not page["raw_tex"], f"{entry}: raw TeX delimiters {page['raw_tex']} in the text"
-    if book.CHAPTER_PATTERN.match(entry) or entry == "book/intro":
+    if page["math"] or entry == "book/intro":  # the landing page shows Eq. 1
         assert page["mjx_containers"] > 0, f"{entry}: no MathJax output at all"
     broken = [image["src"] for image in page["images"] if not image["width"] > 0]
     assert not broken, f"{entry}: images that did not load: {broken}"
