@@ -199,7 +199,7 @@ def train_batched(configs: Sequence[TrainConfig], outputs: Optional[Sequence] = 
             try:
                 losses = losses_of(stacked.params, stacked.buffers, inputs, targets)
             except Exception as error:  # compile errors come in many types
-                first_line = (str(error).strip().splitlines() or [""])[0]
+                first_line = " ".join([line for line in str(error).splitlines() if line.strip()][:2])
                 warnings.warn(f"torch.compile of the batched step failed ({type(error).__name__}:"
                               f" {first_line[:300]}); using the eager batched step instead",
                               RuntimeWarning, stacklevel=2)

@@ -114,7 +114,8 @@ class CompiledStep:
                     raise
                 # compilation fails while tracing the forward, before any parameter changed
                 self.compiled = False
-                self.fallback_reason = f"{type(error).__name__}: {str(error).strip()[:300]}"
+                first_line = " ".join([line for line in str(error).splitlines() if line.strip()][:2])
+                self.fallback_reason = f"{type(error).__name__}: {first_line[:300]}"
                 warnings.warn(f"torch.compile of the training step failed ({self.fallback_reason});"
                               f" using the plain eager step instead", FastPathWarning,
                               stacklevel=2)
