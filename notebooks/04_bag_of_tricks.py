@@ -205,6 +205,26 @@ if norms:
         f"{norms.get(ablations.ablation_name('baseline', seed), float('nan')):.2f}. "
         f"Interval means hide single spikes, so a mean below the threshold does not mean that "
         f"clipping never acted."))
+baseline_name = ablations.ablation_name("baseline", seed)
+base_error = ablations.cell_error(records, "baseline")
+no_clip_error = ablations.cell_error(records, "clipping_off")
+no_clip_tie = (base_error is not None and no_clip_error is not None and base_error > 0
+               and 1 / ablations.TIE_RATIO < no_clip_error / base_error < ablations.TIE_RATIO)
+if baseline_name in records:
+    activity = ablations.clipping_activity(records[baseline_name])
+    last_step = records[baseline_name]["curves"]["step"][-1]
+    if activity["above"]:
+        display(Markdown(
+            f"In the baseline the interval-mean norm is above the threshold in "
+            f"{activity['above']} of {activity['intervals']} intervals (the last one ending at "
+            f"update {activity['last_above']:,} of {last_step:,}): "
+            f"clipping acts above all early in training."
+            + (" Yet the run without clipping ends within the tie margin of the baseline; Adam "
+               "divides every step by a running estimate of the gradient's scale, which may be "
+               "why rescaling the gradient changes so little here."
+               if no_clip_tie else "")))
+    else:
+        display(Markdown("In the baseline the interval-mean norm never exceeds the threshold."))
 
 # %% [markdown]
 # ## The learning rate

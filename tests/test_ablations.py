@@ -139,3 +139,10 @@ def test_committed_paper_records_match_the_grid():
         record = json.loads(path.read_text())
         assert path.stem in configs, path
         assert record["config_hash"] == config_hash(configs[path.stem].to_dict()), path
+
+
+def test_clipping_activity():
+    record = {"curves": {"step": [10, 20, 30], "grad_norm": [6.0, 5.5, 1.0]}}
+    assert ablations.clipping_activity(record) == {"above": 2, "intervals": 3,
+                                                   "last_above": 20, "max": 6.0}
+    assert ablations.clipping_activity({})["max"] is None

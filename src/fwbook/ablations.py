@@ -472,12 +472,27 @@ def plot_grad_norms(records: dict[str, dict], cells: Sequence[str] = ("baseline"
                     color=MODEL_COLORS["fast_weights"] if cell == "baseline" else color)
     ax.axhline(5.0, color="k", ls=":", lw=1, label="clip threshold (5)")
     ax.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.set_xlabel("updates")
     ax.set_ylabel("gradient norm (mean per interval)")
     ax.set_title("Gradient norm before clipping", fontsize=11)
     ax.legend(fontsize=8)
     plt.close(fig)
     return fig
+
+
+def clipping_activity(record: dict, threshold: float = 5.0) -> dict:
+    """How often the interval-mean gradient norm of a run was above the clipping threshold.
+
+    Returns ``{"above": n, "intervals": m, "last_above": update or None, "max": largest}``.
+    """
+    curves = record.get("curves") or {}
+    steps, norms = curves.get("step", []), curves.get("grad_norm", [])
+    above = [step for step, norm in zip(steps, norms) if norm > threshold]
+    return {"above": len(above), "intervals": len(norms),
+            "last_above": above[-1] if above else None, "max": max(norms) if norms else None}
 
 
 # ---------------------------------------------------------------- command line
