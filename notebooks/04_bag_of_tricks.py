@@ -44,9 +44,10 @@
 # differences but not final errors. `paper` trains nothing: it reads the committed records in
 # `results/ablations/`, made with `python -m fwbook sweep ablations --profile paper --seeds 0`
 # (or `python -m fwbook.ablations --profile paper`), and uses a record only if its
-# configuration hash matches the grid exactly. The paper-profile budget is 10,000 updates per
-# run at one seed per cell: chosen so the whole grid fits in about an hour on two busy CPU
-# cores, and enough for the baseline to reach the low-error regime (its curve is shown below).
+# configuration hash matches the grid exactly. The paper-profile budget (printed below) is one
+# seed per cell and fewer updates than the Table 1 runs: chosen so the whole grid fits in about
+# an hour on two busy CPU cores, and enough for the baseline to reach the low-error regime (its
+# curve is shown below).
 
 # %% tags=["parameters"]
 profile = "quick"  # "smoke" (seconds), "quick" (about five minutes on 2 CPU cores) or "paper" (records)
