@@ -146,3 +146,14 @@ def test_clipping_activity():
     assert ablations.clipping_activity(record) == {"above": 2, "intervals": 3,
                                                    "last_above": 20, "max": 6.0}
     assert ablations.clipping_activity({})["max"] is None
+
+
+def test_verdict_on_depth():
+    def fake(error):
+        return {"test_error": error, "status": "completed", "curves": {}}
+
+    records = {"ablation_baseline_seed0": fake(0.03), "ablation_fast_lr_0_seed0": fake(0.6),
+               "ablation_inner_steps_2_seed0": fake(0.6), "ablation_inner_steps_3_seed0": fake(0.1)}
+    assert "did not help" in ablations.eta_zero_verdict(records)
+    records.update(ablation_inner_steps_2_seed0=fake(0.01), ablation_inner_steps_3_seed0=fake(0.01))
+    assert "did lower" in ablations.eta_zero_verdict(records)

@@ -360,6 +360,11 @@ def eta_zero_verdict(records: dict[str, dict], field: str = "test_error") -> str
     if deeper:
         text += " More inner steps (more depth *with* the memory on): " + ", ".join(
             f"{CELL_LABELS[cell]} {value:.2%}" for cell, value in deeper) + "."
+        if all(value > TIE_RATIO * base for _, value in deeper):
+            text += (" Extra depth did not help at this budget and seed: every deeper model "
+                     "ended with a higher error than S = 1.")
+        elif all(value * TIE_RATIO < base for _, value in deeper):
+            text += " Here extra inner steps did lower the error further."
     return text
 
 
