@@ -42,12 +42,11 @@
 # (seconds; the numbers mean nothing). `quick` trains it with a small budget (printed below) on
 # the full training set: about five minutes on two CPU cores, enough to see early-training
 # differences but not final errors. `paper` trains nothing: it reads the committed records in
-# `results/ablations/`, made with `python -m fwbook sweep ablations --profile paper --seeds 0`
-# (or `python -m fwbook.ablations --profile paper`), and uses a record only if its
-# configuration hash matches the grid exactly. The paper-profile budget (printed below) is one
-# seed per cell and fewer updates than the Table 1 runs: chosen so the whole grid fits in about
-# an hour on two busy CPU cores, and enough for the baseline to reach the low-error regime (its
-# curve is shown below).
+# `results/ablations/`, made with `python -m fwbook sweep ablations --profile paper --seeds 0`,
+# and uses a record only if its configuration hash matches the grid exactly. The paper-profile
+# budget (printed below) is one seed per cell and fewer updates than the Table 1 runs: chosen so
+# the whole grid fits in about an hour on two busy CPU cores, and enough for the baseline to
+# reach the low-error regime (its curve is shown below).
 
 # %% tags=["parameters"]
 profile = "quick"  # "smoke" (seconds), "quick" (about five minutes on 2 CPU cores) or "paper" (records)

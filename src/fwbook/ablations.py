@@ -3,7 +3,8 @@
 Every cell of the grid is the fast-weights model at R = 20 with *one* thing changed from a
 common baseline (λ = 0.95, η = 0.5, S = 1, layer norm on, W = 0.05·I, clipping at 5, Adam at
 1e-3). ``ablation_configs(profile, seeds)`` returns the grid as named ``TrainConfig``s, ready
-for ``fwbook.sweep.run_sweep`` or for :func:`run_ablations` here::
+for ``fwbook.sweep.run_sweep`` (``python -m fwbook sweep ablations --profile paper --seeds 0``
+trains the committed grid)::
 
     ablation_configs("paper")["ablation_fast_lr_0_seed0"]   # η = 0: inner loop kept, memory off
 
@@ -25,9 +26,7 @@ The budgets (per profile, see ``ABLATION_BUDGETS``):
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -41,7 +40,7 @@ from matplotlib.figure import Figure
 from .experiments import PROFILE_SETTINGS, check_profile, retrieval_config
 from .models import ModelConfig, build_model
 from .plots import MODEL_COLORS, use_house_style
-from .records import REPO_ROOT, config_hash, load_records, read_record, write_record
+from .records import REPO_ROOT, config_hash, load_records
 from .train import TrainConfig
 
 RESULTS_DIR = REPO_ROOT / "results" / "ablations"
@@ -162,74 +161,7 @@ def eta_zero_equals_ln_irnn(hidden: int = ABLATION_HIDDEN, seed: int = 0, inner_
         return float((fast(tokens) - plain(tokens)).abs().max())  # tokens (64, 11)
 
 
-# ---------------------------------------------------------------- running the grid
-
-def _run_one(job: tuple[str, dict, str, Optional[str], str]) -> dict:
-    name, config_dict, directory, profile, device = job
-    torch.set_num_threads(1)
-    from .train import train
-    config = TrainConfig.from_dict(config_dict)
-    path = Path(directory) / f"{name}.json"
-    record = train(config, output=None, device=device, quiet=True, profile=profile,
-                   checkpoint=Path(directory) / ".checkpoints" / f"{name}.pt")
-    record["name"] = name
-    write_record(path, record)
-    return record
-
-
-def existing_record(directory: str | os.PathLike, name: str, config: TrainConfig
-                    ) -> Optional[dict]:
-    """The record ``directory/name.json`` if it exists and was made with exactly ``config``."""
-    path = Path(directory) / f"{name}.json"
-    if not path.exists():
-        return None
-    record = read_record(path)
-    if record.get("config_hash") != config_hash(config.to_dict()):
-        return None
-    return record
-
-
-def run_ablations(configs: dict[str, TrainConfig], directory: str | os.PathLike,
-                  workers: int = 1, profile: Optional[str] = None, device: str = "cpu",
-                  quiet: bool = False) -> list[dict]:
-    """Train every config not already recorded in ``directory``; return all records.
-
-    A stand-in for ``fwbook.sweep.run_sweep`` (same contract: resumable, one JSON record per
-    name, records of other configurations are retrained rather than trusted). Each run uses
-    one thread and writes a checkpoint, so a killed grid resumes where it stopped.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    records, jobs = {}, []
-    for name, config in configs.items():
-        found = existing_record(directory, name, config)
-        if found is not None:
-            records[name] = found
-        else:
-            jobs.append((name, config.to_dict(), str(directory), profile, device))
-    if not quiet:
-        print(f"{len(records)} recorded, {len(jobs)} to train in {directory}", flush=True)
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for record in pool.imap_unordered(_run_one, jobs):
-                records[record["name"]] = record
-                if not quiet:
-                    print(_summary_line(record), flush=True)
-    else:
-        for job in jobs:
-            record = _run_one(job)
-            records[record["name"]] = record
-            if not quiet:
-                print(_summary_line(record), flush=True)
-    return [records[name] for name in configs]
-
-
-def _summary_line(record: dict) -> str:
-    error = record.get("test_error")
-    error_text = f"{error:.2%}" if error is not None else record.get("status")
-    return f"{record['name']}: test error {error_text}, {record['wall_s']:.0f} s"
-
+# ---------------------------------------------------------------- reading the grid's records
 
 def load_ablation_records(profile: str, directory: str | os.PathLike = RESULTS_DIR,
                           seeds: Iterable[int] = (0,)) -> dict[str, dict]:
@@ -498,31 +430,3 @@ def clipping_activity(record: dict, threshold: float = 5.0) -> dict:
     above = [step for step, norm in zip(steps, norms) if norm > threshold]
     return {"above": len(above), "intervals": len(norms),
             "last_above": above[-1] if above else None, "max": max(norms) if norms else None}
-
-
-# ---------------------------------------------------------------- command line
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m fwbook.ablations --profile paper --out results/ablations --workers 2``."""
-    parser = argparse.ArgumentParser(prog="python -m fwbook.ablations",
-                                     description="Train the chapter-04 ablation grid.")
-    parser.add_argument("--profile", default="paper", choices=("smoke", "quick", "paper"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--out", default=str(RESULTS_DIR))
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--only", nargs="*", default=None, help="cell names to run (default all)")
-    args = parser.parse_args(argv)
-    configs = ablation_configs(args.profile, args.seeds)
-    if args.only:
-        unknown = sorted(set(args.only) - set(CELL_GROUP))
-        if unknown:
-            parser.error(f"unknown cell(s) {', '.join(unknown)}; cells: {', '.join(CELL_GROUP)}")
-        # in the order given, so the most wanted cells finish first
-        configs = {name: configs[name] for cell in args.only for name in configs
-                   if parse_name(name)[0] == cell}
-    run_ablations(configs, args.out, workers=max(1, args.workers), profile=args.profile)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
