@@ -76,6 +76,7 @@ def write_json_atomic(path: str | os.PathLike, payload: dict | list) -> Path:
         with os.fdopen(handle, "w") as stream:
             json.dump(payload, stream, indent=1, sort_keys=False)
             stream.write("\n")
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; records are for everyone to read
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
