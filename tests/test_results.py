@@ -41,6 +41,8 @@ def grid(tmp_path):
         fake_record(tmp_path, "fast_weights", 20, seed, error)
     fake_record(tmp_path, "fast_weights", 20, 0, 0.30, paper_recipe=True)
     assert results.recipe_of({"name": "cosine_lr3e-3_fast_weights_R20_seed0"}) == "cosine_lr3e-3"
+    assert results.recipe_of({"name": "cosine_lr3e-3_80k_fast_weights_R20_seed0"}) == "cosine_lr3e-3_80k"
+    assert results.recipe_of({"name": "fast_weights_R20_seed0"}) == ""
     fake_record(tmp_path, "irnn", 20, 0, 0.55)
     fake_record(tmp_path, "lstm", 20, 0, None, status="diverged")
     for model in ("fast_weights", "irnn", "lstm", "alstm"):

@@ -49,7 +49,7 @@ def recipe_of(record: dict) -> str:
     """The named recipe of ``EXTRA_RECIPES`` a record was run with (its name's prefix), or
     ``""`` for the profile's own recipe (the one every Table 1 cell uses)."""
     name = str(record.get("name", ""))
-    for recipe in EXTRA_RECIPES:
+    for recipe in sorted(EXTRA_RECIPES, key=len, reverse=True):  # longest prefix wins
         if name.startswith(f"{recipe}_"):
             return recipe
     return ""
@@ -66,6 +66,7 @@ def is_extra_recipe(record: dict) -> bool:
 def recipe_label(recipe: str, config: Optional[dict] = None) -> str:
     """``"ours: lr 0.001, constant"``, ``"paper_recipe: lr 0.0001, constant"``."""
     settings = (config or {}) if not recipe else {**(config or {}), **EXTRA_RECIPES[recipe]}
+    settings.pop("budget_factor", None)
     name = {"": "ours (Table 1)", "paper_recipe": "the paper's"}.get(recipe, recipe)
     if "lr" in settings:
         return f"{name}: lr {settings['lr']:g}, {settings.get('lr_schedule', 'constant')}"
@@ -379,7 +380,8 @@ def figure2(records: Iterable[dict], hidden: int = 50,
 
 RECIPE_STYLES = {"": dict(color="#c0392b", linestyle="-"),
                  "paper_recipe": dict(color="#555555", linestyle="--"),
-                 "cosine_lr3e-3": dict(color="#16a085", linestyle="-.")}
+                 "cosine_lr3e-3": dict(color="#16a085", linestyle="-."),
+                 "cosine_lr3e-3_80k": dict(color="#2980b9", linestyle="-")}
 
 
 def recipe_figure(records: Iterable[dict], hidden: int = 20):
