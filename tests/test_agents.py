@@ -99,7 +99,10 @@ def test_verdict_follows_the_numbers():
     assert clear.startswith("Yes.") and "LSTM, the quicker control (clear)" in clear
     weak = learning_speed_verdict([row("fast_weights", 0.61, 1950, 0.05), row("irnn", 0.5, 3000),
                                    row("lstm", 0.6, 2000)])
-    assert weak.startswith("Yes, but not by a clear margin")
+    assert weak.startswith("Not clearly")
+    one_clear = learning_speed_verdict([row("fast_weights", 0.61, 1000, 0.05),
+                                        row("irnn", 0.5, 3000), row("lstm", 0.6, 2000)])
+    assert one_clear.startswith("Yes, but not by a clear margin")
     mixed = learning_speed_verdict([row("fast_weights", 0.7, 2500), row("irnn", 0.5, 3000),
                                     row("lstm", 0.6, 2000)])
     assert mixed.startswith("Partly")

@@ -547,8 +547,10 @@ def learning_speed_verdict(rows: Sequence[dict]) -> str:
     against = outcomes.count("against")
     if outcomes == ("clear", "clear"):
         head = "Yes."
-    elif favour and not against:
+    elif "clear" in outcomes and not against:
         head = "Yes, but not by a clear margin on every measure."
+    elif favour and not against:
+        head = "Not clearly: fast weights are ahead, but within the spread over seeds."
     elif not favour:
         head = "No."
     else:
