@@ -32,9 +32,7 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -47,6 +45,7 @@ from torch import nn
 
 from .catch import NUM_ACTIONS, VectorCatch, check_game_size
 from .models import FastWeightsCore
+from .records import git_commit, write_json_atomic
 
 CORES = ("fast_weights", "irnn", "lstm")
 PROFILES = ("smoke", "quick", "paper")
@@ -277,15 +276,8 @@ def evaluate(agent: CatchAgent, config: AgentConfig, seed: int, device: torch.de
 
 def _git_commit() -> str:
     """HEAD, with ``-dirty`` when the code a Catch run uses differs from it."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        code = ["src/fwbook/catch.py", "src/fwbook/agents.py", "src/fwbook/models.py"]
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *code], cwd=REPO_ROOT,
-                               timeout=10).returncode != 0
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    return git_commit(REPO_ROOT, ["src/fwbook/catch.py", "src/fwbook/agents.py",
+                                  "src/fwbook/models.py"])
 
 
 def record_name(config: AgentConfig, seed: int, profile: Optional[str] = None) -> str:
@@ -295,13 +287,7 @@ def record_name(config: AgentConfig, seed: int, profile: Optional[str] = None) -
 
 def write_record(record: dict, path: str | Path) -> Path:
     """Write a record as JSON atomically (temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, record)
 
 
 def train(config: AgentConfig, seed: int = 0, device: str = "auto",

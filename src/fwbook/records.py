@@ -21,13 +21,19 @@ RECORD_SCHEMA = 1
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def git_commit(root: Path = REPO_ROOT) -> str:
-    """The current commit, with ``-dirty`` appended when tracked files differ from it."""
+def git_commit(root: Path = REPO_ROOT, paths: list[str] | None = None) -> str:
+    """The current commit, with ``-dirty`` appended when tracked files differ from it.
+
+    Args:
+        root: the repository.
+        paths: only these files count for ``-dirty`` (the code a run used); None: all.
+    """
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                *(paths or [])], cwd=root, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
