@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Agents with memory: partially observable Catch
+# # 8. Agents with memory: partially observable Catch
 #
 # Section 4.4 of {cite}`ba2016fastweights` leaves supervised learning and asks whether fast
 # weights help a reinforcement-learning agent that has to *remember*. The game is Catch: a
