@@ -126,11 +126,12 @@ def table1_configs(profile: str = "paper", seeds: tuple[int, ...] = TABLE1_SEEDS
     """Every run behind Table 1, name -> configuration, most informative first.
 
     The order is what a sweep with few workers finishes first: fast weights at R = 20 (the
-    1.81% cell) for every seed; the first seed of every other model at the smallest R,
-    cheapest first, with the paper's recipe (lr 1e-4) before the models that cost more per
-    update than fast weights (A-LSTM); the first seed of the paper's four models at R = 50
-    (Figure 2); the remaining seeds at the smallest R; the rest by increasing R, seed by seed;
-    the paper's recipe's other seeds; and last the extra rows (LN-IRNN) at larger R.
+    1.81% cell) for every seed; the first seed of every other model at the smallest R that
+    costs no more per update than fast weights, cheapest first; every seed of every extra
+    recipe for fast weights at the smallest R (the paper's lr 1e-4, the cosine schedules);
+    the first seed of the costlier models (A-LSTM); the first seed of the paper's four models
+    at R = 50 (Figure 2); the remaining seeds at the smallest R; the rest by increasing R,
+    seed by seed; and last the extra rows (LN-IRNN) at larger R.
 
     Args:
         profile: smoke, quick or paper (the budget of every run).
@@ -159,9 +160,8 @@ def table1_configs(profile: str = "paper", seeds: tuple[int, ...] = TABLE1_SEEDS
     cheap = [m for m in by_cost if RELATIVE_COST.get(m, 1.0) <= RELATIVE_COST["fast_weights"]]
     planned += [(m, smallest, seeds[0], "") for m in cheap]
     if paper_recipe:
-        planned.append(("fast_weights", smallest, seeds[0], "paper_recipe"))
         planned += [("fast_weights", smallest, s, recipe) for recipe in EXTRA_RECIPES
-                    if recipe != "paper_recipe" for s in seeds]
+                    for s in seeds]
     planned += [(m, smallest, seeds[0], "") for m in by_cost if m not in cheap]
     core = [m for m in order if m not in TABLE1_EXTRA_MODELS]
     extra = [m for m in order if m in TABLE1_EXTRA_MODELS]
@@ -170,8 +170,6 @@ def table1_configs(profile: str = "paper", seeds: tuple[int, ...] = TABLE1_SEEDS
     planned += [(m, smallest, s, "") for s in seeds[1:] for m in order]
     for r in hidden[1:]:
         planned += [(m, r, s, "") for s in seeds for m in core]
-    if paper_recipe:
-        planned += [("fast_weights", smallest, s, "paper_recipe") for s in seeds[1:]]
     planned += [(m, r, s, "") for r in hidden[1:] for s in seeds for m in extra]
     configs: dict[str, TrainConfig] = {}
     for model, r, seed, recipe in planned:

@@ -60,6 +60,9 @@ def add_parser(subparsers, parser_class) -> None:
                         help="where records go (default: results/table1 or results/ablations)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
                         help="train only these run names of the grid")
+    parser.add_argument("--skip", nargs="+", default=None, metavar="NAME",
+                        help="leave these run names out (e.g. runs another sweep process is "
+                             "training right now: two processes must never train one run)")
     parser.add_argument("--limit", type=_workers, default=None,
                         help="train at most this many of the missing runs (in grid order)")
     parser.add_argument("--status", action="store_true",
@@ -108,6 +111,11 @@ def run(args, parser) -> int:
         if unknown:
             parser.error(f"--only: not in the {args.grid} grid: {', '.join(unknown)}")
         configs = {name: configs[name] for name in args.only}
+    if args.skip:
+        unknown = [name for name in args.skip if name not in configs]
+        if unknown:
+            parser.error(f"--skip: not in the {args.grid} grid: {', '.join(unknown)}")
+        configs = {name: config for name, config in configs.items() if name not in args.skip}
     try:
         status = sweep_status(configs, directory)
     except SweepConfigMismatch as error:
