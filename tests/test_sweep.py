@@ -163,3 +163,22 @@ def test_cli_rewrites_the_readme_block_without_training(tmp_path):
     assert text.startswith("intro\n") and text.endswith("outro\n")
     bad = fwbook("sweep", "ablations", "--readme", str(readme))
     assert bad.returncode == 2 and "--readme only applies to the table1 grid" in bad.stderr
+
+
+def test_a_run_locked_by_a_live_process_is_not_trained_twice(tmp_path):
+    from fwbook.sweep import SweepFailed, default_checkpoint_dir
+
+    config = tiny()
+    checkpoints = tmp_path / "ckpt"
+    lock = checkpoint_path(checkpoints, "fw", config).with_name(
+        checkpoint_path(checkpoints, "fw", config).name + ".lock")
+    lock.parent.mkdir(parents=True)
+    lock.write_text(str(os.getppid()))  # a live process that is not us
+    with pytest.raises(SweepFailed, match="is training this run"):
+        run_sweep({"fw": config}, tmp_path, workers=1, quiet=True, checkpoint_dir=checkpoints)
+    assert not (tmp_path / "fw.json").exists()
+    lock.write_text("999999999")  # a dead process: its lock is taken over
+    [record] = run_sweep({"fw": config}, tmp_path, workers=1, quiet=True,
+                         checkpoint_dir=checkpoints)
+    assert record["status"] == "completed" and not lock.exists()
+    assert default_checkpoint_dir(tmp_path) == tmp_path.resolve() / ".checkpoints"

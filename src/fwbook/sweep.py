@@ -101,18 +101,65 @@ def _config_differences(old: dict, new: dict, prefix: str = "") -> str:
     return ", ".join(names)
 
 
+class RunLocked(RuntimeError):
+    """Another live process is training this run right now."""
+
+
+def _acquire_lock(lock: Path) -> None:
+    """Claim ``lock`` for this process; a lock left by a dead process is taken over."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and _alive(owner):
+                raise RunLocked(f"process {owner} is training this run ({lock}); two sweeps "
+                                f"must never train one run (see `fwbook sweep --skip`)") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(handle, "w") as stream:
+            stream.write(str(os.getpid()))
+        return
+    raise RunLocked(f"could not claim {lock}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _run_one(name: str, config_dict: dict, directory: str, checkpoint_file: str,
              profile: Optional[str], device: str) -> dict:
-    """Train one run (in a worker process) and write its record; returns the record."""
+    """Train one run (in a worker process) and write its record; returns the record.
+
+    A lock file beside the checkpoint keeps a second live sweep process off the same run.
+    """
     import torch
 
     torch.set_num_threads(1)
     config = TrainConfig.from_dict(config_dict)
-    record = train(config, output=None, device=device, checkpoint=checkpoint_file, quiet=True,
-                   profile=profile)
-    record = {"name": name, **record}
-    write_record(record_path(directory, name), record)
-    return record
+    lock = Path(f"{checkpoint_file}.lock")
+    _acquire_lock(lock)
+    try:
+        existing = existing_record(directory, name, config)
+        if existing is not None:  # finished by another process since this sweep started
+            return {"name": name, **existing}
+        record = train(config, output=None, device=device, checkpoint=checkpoint_file,
+                       quiet=True, profile=profile)
+        record = {"name": name, **record}
+        write_record(record_path(directory, name), record)
+        return record
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _worker_init() -> None:
