@@ -148,8 +148,8 @@ if shown:
     best = min(rows, key=lambda r: r["mean"])
     fw = [r for r in rows if r["model"] == "fast_weights"]
     others = [r for r in rows if r["model"] != "fast_weights"]
-    text = (f"At this budget the lowest test error is {MODEL_LABELS.get(best['model'])}'s, "
-            f"{best['mean']:.2%}.")
+    text = (f"At this budget the lowest test error is that of "
+            f"{MODEL_LABELS.get(best['model'], best['model'])}: {best['mean']:.2%}.")
     if fw and others:
         runner = min(others, key=lambda r: r["mean"])
         text += (f" Fast weights reach {fw[0]['mean']:.2%}; the best control, "
