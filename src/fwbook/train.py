@@ -42,9 +42,9 @@ class TrainConfig:
     lr: float = 1e-3  # Adam step size; the paper used 1e-4 (see the deviations page)
     lr_schedule: str = "constant"  # "constant" or "cosine" (decay to 0 over `steps`)
     batch_size: int = 128  # paper: mini-batches of 128
-    steps: int = 30_000  # parameter updates
+    steps: int = 40_000  # parameter updates (the paper profile's budget)
     clip_norm: Optional[float] = 5.0  # clip the global gradient norm; None: no clipping
-    eval_every: int = 500  # updates between validation passes (and curve points)
+    eval_every: int = 1_000  # updates between validation passes (and curve points)
     checkpoint_every: int = 0  # updates between checkpoints; 0: only when a checkpoint path is set, at every eval
     fast_path: bool = False  # use the compiled training step (fwbook.speed), tested equal to the plain one
 
