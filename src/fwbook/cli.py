@@ -10,6 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .arguments import (non_negative_float, non_negative_int, on_off, positive_float,
+                        positive_int, unit_float)
+
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 
@@ -19,65 +22,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse's signature
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0.0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
-def _on_off(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("on", "true", "yes", "1"):
-        return True
-    if lowered in ("off", "false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
 def check_writable(path: Path) -> None:
@@ -105,31 +49,31 @@ def _add_train(subparsers) -> None:
                     "results/table1: Adam lr 1e-3, batch 128, clipping at 5, 40,000 updates.")
     parser.add_argument("--model", choices=MODEL_NAMES, default="fast_weights",
                         help="which model (default: %(default)s)")
-    parser.add_argument("--hidden", type=_positive_int, default=20, help="R, hidden units (default: 20)")
-    parser.add_argument("--pairs", type=_positive_int, default=defaults.num_pairs,
+    parser.add_argument("--hidden", type=positive_int, default=20, help="R, hidden units (default: 20)")
+    parser.add_argument("--pairs", type=positive_int, default=defaults.num_pairs,
                         help="K, key-value pairs per sequence, 1-26 (default: %(default)s)")
-    parser.add_argument("--decay", type=_unit_float, default=0.95, help="λ, fast-weight decay (default: 0.95)")
-    parser.add_argument("--fast-lr", type=_non_negative_float, default=0.5,
+    parser.add_argument("--decay", type=unit_float, default=0.95, help="λ, fast-weight decay (default: 0.95)")
+    parser.add_argument("--fast-lr", type=non_negative_float, default=0.5,
                         help="η, fast learning rate; 0 turns the memory off (default: 0.5)")
-    parser.add_argument("--inner-steps", type=_positive_int, default=1, help="S (default: 1)")
-    parser.add_argument("--layer-norm", type=_on_off, default=True, help="on|off (default: on)")
+    parser.add_argument("--inner-steps", type=positive_int, default=1, help="S (default: 1)")
+    parser.add_argument("--layer-norm", type=on_off, default=True, help="on|off (default: on)")
     parser.add_argument("--memory", choices=MEMORY_FORMS, default="efficient",
                         help="efficient (Eq. 4) or explicit A(t) (default: %(default)s)")
-    parser.add_argument("--lr", type=_positive_float, default=defaults.lr, help="Adam step size (default: %(default)s)")
+    parser.add_argument("--lr", type=positive_float, default=defaults.lr, help="Adam step size (default: %(default)s)")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule,
                         help="(default: %(default)s)")
-    parser.add_argument("--batch", type=_positive_int, default=defaults.batch_size,
+    parser.add_argument("--batch", type=positive_int, default=defaults.batch_size,
                         help="mini-batch size (default: %(default)s)")
-    parser.add_argument("--steps", type=_positive_int, default=defaults.steps,
+    parser.add_argument("--steps", type=positive_int, default=defaults.steps,
                         help="parameter updates (default: %(default)s)")
-    parser.add_argument("--eval-every", type=_positive_int, default=defaults.eval_every,
+    parser.add_argument("--eval-every", type=positive_int, default=defaults.eval_every,
                         help="updates between validation passes (default: %(default)s)")
-    parser.add_argument("--clip", type=_non_negative_float, default=defaults.clip_norm,
+    parser.add_argument("--clip", type=non_negative_float, default=defaults.clip_norm,
                         help="gradient-norm clipping threshold; 0 disables (default: %(default)s)")
-    parser.add_argument("--train-size", type=_positive_int, default=defaults.num_train,
+    parser.add_argument("--train-size", type=positive_int, default=defaults.num_train,
                         help="training sequences (default: %(default)s)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="initialisation and data-order seed")
-    parser.add_argument("--data-seed", type=_non_negative_int, default=0, help="seed of the data set")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and data-order seed")
+    parser.add_argument("--data-seed", type=non_negative_int, default=0, help="seed of the data set")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--fast-path", action="store_true",
                         help="use the compiled training step (same results, faster)")
@@ -183,12 +127,12 @@ def _add_bench(subparsers) -> None:
         description="Measure training throughput (sequences/s; forward + backward + Adam) of "
                     "fast weights in the Eq. 4 and explicit forms and of nn.LSTM, all in one "
                     "run so the ratios are meaningful.")
-    parser.add_argument("--hidden", type=_positive_int, nargs="+", default=list(BENCH_HIDDEN),
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=list(BENCH_HIDDEN),
                         help="R values (default: 20 50 100)")
-    parser.add_argument("--batch", type=_positive_int, default=128, help="(default: 128)")
-    parser.add_argument("--repeats", type=_positive_int, default=5, help="timed blocks; the median is reported")
-    parser.add_argument("--steps", type=_positive_int, default=20, help="updates per timed block")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--batch", type=positive_int, default=128, help="(default: 128)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed blocks; the median is reported")
+    parser.add_argument("--steps", type=positive_int, default=20, help="updates per timed block")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     parser.add_argument("--suite", choices=("throughput",) + tuple(s for s in SUITES

@@ -9,34 +9,14 @@ Plugged into ``fwbook.cli`` (which imports this module when it exists). Examples
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
+from .arguments import non_negative_int, positive_int
 from .records import REPO_ROOT
 
 GRIDS = ("table1", "ablations")
 DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations"}
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
-    return value
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def add_parser(subparsers, parser_class) -> None:
@@ -52,9 +32,9 @@ def add_parser(subparsers, parser_class) -> None:
                         "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid")
     parser.add_argument("--profile", choices=PROFILES, default="paper",
                         help="budget of every run (default: %(default)s)")
-    parser.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2],
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2],
                         help="seeds of every cell (default: 0 1 2)")
-    parser.add_argument("--workers", type=_workers, default=None,
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="worker processes, one torch thread each (default: CPU count)")
     parser.add_argument("--directory", type=Path, default=None,
                         help="where records go (default: results/table1 or results/ablations)")
@@ -63,7 +43,7 @@ def add_parser(subparsers, parser_class) -> None:
     parser.add_argument("--skip", nargs="+", default=None, metavar="NAME",
                         help="leave these run names out (e.g. runs another sweep process is "
                              "training right now: two processes must never train one run)")
-    parser.add_argument("--limit", type=_workers, default=None,
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="train at most this many of the missing runs (in grid order)")
     parser.add_argument("--status", action="store_true",
                         help="list which runs are done and which are missing; train nothing")
