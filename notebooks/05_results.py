@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # Results: Table 1 and Figure 2
+# # 5. Results: Table 1 and Figure 2
 #
 # This chapter puts our numbers beside the paper's main result on associative retrieval
 # {cite}`ba2016fastweights`: Table 1, the test error of an IRNN {cite}`le2015irnn`, an LSTM
