@@ -67,18 +67,3 @@ def test_committed_results_are_readable():
         document = bench.load_bench(suite)
         if document is not None:
             assert document["rows"] and document["device"]["name"]
-
-
-def test_performance_chapter_runs_under_papermill(tmp_path):
-    jupytext = pytest.importorskip("jupytext")
-    papermill = pytest.importorskip("papermill")
-    notebook = jupytext.read(ROOT / "notebooks" / "09_performance.py")
-    source = tmp_path / "09_performance.ipynb"
-    jupytext.write(notebook, source)
-    output = tmp_path / "out.ipynb"
-    papermill.execute_notebook(str(source), str(output), parameters={"profile": "smoke"},
-                               cwd=str(ROOT / "notebooks"), progress_bar=False)
-    executed = json.loads(output.read_text())
-    outputs = [o for cell in executed["cells"] for o in cell.get("outputs", [])]
-    assert not any(o.get("output_type") == "error" for o in outputs)
-    assert any("image/png" in o.get("data", {}) for o in outputs)

@@ -88,6 +88,34 @@ def test_every_chapter_executed_with_figures_and_no_errors(built_book):
     assert images == 3  # pattern completion, load, age
 
 
+# chapters that must show more than one figure under the smoke profile
+MIN_FIGURES = {"01_physiological_motivation": 3, "05_results": 2,
+               "06_what_memory_attends_to": 4, "07_linear_attention": 2}
+
+
+@pytest.mark.parametrize("chapter", book.toc_chapters(ROOT))
+def test_chapter_follows_the_conventions(built_book, chapter):
+    """One parameters cell, a numbered title, the profile printed, its figures drawn."""
+    import jupytext
+
+    source = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")
+    tagged = [cell for cell in source.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{chapter}: exactly one cell tagged 'parameters'"
+    for name in ("profile", "seed", "device"):
+        assert f"{name} = " in tagged[0].source, f"{chapter}: no {name} parameter"
+    assert source.cells[0].cell_type == "markdown"
+    assert source.cells[0].source.lstrip().startswith(f"# {int(chapter[:2])}. "), (
+        f"{chapter}: the title should be numbered like the others")
+    executed = nbformat.read(ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4)
+    outputs = [output for cell in executed.cells if cell.cell_type == "code"
+               for output in cell.get("outputs", [])]
+    images = sum("image/png" in output.get("data", {}) for output in outputs)
+    assert images >= MIN_FIGURES.get(chapter, 1), f"{chapter} shows {images} figures"
+    printed = "".join(output.get("text", "") for output in outputs
+                      if output.get("output_type") == "stream")
+    assert "smoke" in printed, f"{chapter} does not say which profile it ran with"
+
+
 def test_every_toc_entry_rendered(built_book):
     for entry in TOC_ENTRIES:
         assert (built_book.html_dir / f"{entry}.html").is_file(), entry

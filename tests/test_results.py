@@ -1,6 +1,5 @@
 """Table 1, Figure 2 and the README block, built from (synthetic and real) run records."""
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -152,24 +151,6 @@ def test_committed_table1_records_are_complete():
         assert record["config_hash"] == config_hash(record["config"])
         assert len(record["curves"]["step"]) <= 200
         assert Path(record["path"]).stem == record["name"]
-
-
-def test_chapter_05_runs_under_papermill_with_the_smoke_profile(tmp_path):
-    jupytext = pytest.importorskip("jupytext")
-    papermill = pytest.importorskip("papermill")
-    notebook = jupytext.read(REPO / "notebooks" / "05_results.py")
-    source = tmp_path / "05_results.ipynb"
-    jupytext.write(notebook, source)
-    output = tmp_path / "05_results_out.ipynb"
-    papermill.execute_notebook(str(source), str(output), parameters={"profile": "smoke"},
-                               cwd=str(REPO / "notebooks"), progress_bar=False)
-    executed = json.loads(output.read_text())
-    outputs = [o for cell in executed["cells"] if cell["cell_type"] == "code"
-               for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
-    text = json.dumps(outputs)
-    assert "profile: smoke" in text and "trained" in text
 
 
 def test_every_extra_recipe_is_kept_out_of_table1(tmp_path):

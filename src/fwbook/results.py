@@ -13,7 +13,7 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Iterable, Optional
 
-from .experiments import (EXTRA_RECIPES, PAPER_RECIPE, PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
+from .experiments import (EXTRA_RECIPES, PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
                           check_profile)
 from .records import REPO_ROOT, load_records
 

@@ -9,7 +9,6 @@ Plugged into ``fwbook.cli`` (which imports this module when it exists). Examples
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .arguments import non_negative_int, positive_int
