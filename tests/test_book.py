@@ -348,3 +348,32 @@ def test_config_keeps_the_book_offline():
     for pattern in (".*", "**/.*", ".venv", "_build", "node_modules", "results", "src",
                     "tests", "README.md"):
         assert pattern in config["exclude_patterns"], pattern
+
+
+def test_a_chapter_whose_cell_times_out_is_executed_again(monkeypatch, tmp_path, capsys):
+    """A lost kernel message makes papermill wait for ever; the cell limit and one retry
+    turn that into a second attempt, and a second timeout into a clear build error."""
+    import papermill
+
+    calls = []
+
+    def times_out_once(*args, **kwargs):
+        calls.append(kwargs["execution_timeout"])
+        if len(calls) == 1:
+            raise TimeoutError("Cell execution timed out")
+
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "01_physiological_motivation.py", tmp_path / "notebooks")
+    monkeypatch.setattr(papermill, "execute_notebook", times_out_once)
+    target = book.execute_chapter("01_physiological_motivation", "smoke", 0, "cpu", root=tmp_path)
+    assert calls == [book.CELL_TIMEOUT_S["smoke"]] * 2
+    assert "executing the chapter again" in capsys.readouterr().err
+    assert target.is_file()
+
+    def always_times_out(*args, **kwargs):
+        raise TimeoutError("Cell execution timed out")
+
+    monkeypatch.setattr(papermill, "execute_notebook", always_times_out)
+    with pytest.raises(book.BookBuildError, match="01_physiological_motivation could not be "
+                                                  "executed: TimeoutError"):
+        book.execute_chapter("01_physiological_motivation", "smoke", 0, "cpu", root=tmp_path)
