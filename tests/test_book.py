@@ -159,13 +159,13 @@ def test_missing_parameters_cell_is_reported(tmp_path):
         book.convert_chapter(source, tmp_path / "01_x.ipynb")
 
 
-def test_bad_arguments():
+def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="profile"):
         book.build(profile="fast")
     with pytest.raises(ValueError, match="not one of the chapters"):
         book._resolve("42", ["01_physiological_motivation"])
     with pytest.raises(ValueError, match="_build"):
-        book.render(output_dir="/tmp/somewhere")
+        book.render(output_dir=tmp_path / "somewhere")
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +280,7 @@ def browser_report(built_book, served_book, tmp_path_factory):
 
     report = json.loads(html_module.unescape(match.group(1)))
     screenshots = os.environ.get("FWBOOK_SCREENSHOT_DIR")
-    if screenshots:  # for a human to look at: FWBOOK_SCREENSHOT_DIR=/tmp/shots pytest ...
+    if screenshots:  # for a human to look at: FWBOOK_SCREENSHOT_DIR=shots pytest ...
         Path(screenshots).mkdir(parents=True, exist_ok=True)
         (Path(screenshots) / "report.json").write_text(json.dumps(report, indent=1))
         for entry in TOC_ENTRIES:
