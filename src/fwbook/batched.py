@@ -38,7 +38,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .data import make_splits
 from .models import build_model
 from .records import RECORD_SCHEMA, config_hash, provenance, thin_curve, write_record
-from .train import (DIVERGED_LOSS, TrainConfig, _learning_rate, classification_error,
+from .train import (TrainConfig, check_interval, _learning_rate, classification_error,
                     resolve_device)
 
 __all__ = ["train_batched", "lstm_forward", "check_batchable"]
@@ -235,23 +235,12 @@ def train_batched(configs: Sequence[TrainConfig], outputs: Optional[Sequence] = 
                 if status[k] != "completed":
                     continue
                 model_losses = block[k]
-                bad = ~torch.isfinite(model_losses) | (model_losses > DIVERGED_LOSS)
-                if bad.any():
-                    first_bad = int(bad.nonzero()[0])
-                    if first_bad > 0:
-                        last_finite[k] = {"step": step - interval + first_bad,
-                                          "loss": float(model_losses[first_bad - 1])}
-                    bad_step = step - interval + first_bad + 1
-                    last = last_finite[k]["loss"]
-                    last_text = f"{last:.4f} at update {last_finite[k]['step']}" \
-                        if last is not None else "none (already the first update diverged)"
+                last_finite[k], message = check_interval(model_losses, step, last_finite[k])
+                if message is not None:
                     status[k] = "diverged"
                     stopped_at[k] = step
-                    messages[k] = (f"training diverged at update {bad_step}: loss "
-                                   f"{float(model_losses[first_bad]):.4g} (limit "
-                                   f"{DIVERGED_LOSS:g}); last finite loss {last_text}")
+                    messages[k] = message
                     continue
-                last_finite[k] = {"step": step, "loss": float(model_losses[-1])}
                 val_error, val_loss = classification_error(models[k], validation)
                 curves[k]["step"].append(step)
                 curves[k]["train_loss"].append(float(model_losses.mean()))

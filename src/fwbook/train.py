@@ -82,7 +82,35 @@ class TrainConfig:
 
 
 class TrainingDiverged(RuntimeError):
-    """Raised inside the loop when the loss stops being finite; args: (update, loss)."""
+    """Raised inside the loop when the loss stops being finite; args: (message,)."""
+
+
+def check_interval(losses: torch.Tensor, step: int, last_finite: dict
+                   ) -> tuple[dict, Optional[str]]:
+    """Look at the per-update losses since the last evaluation for divergence.
+
+    Args:
+        losses: (interval,) CPU losses of updates ``step - interval + 1 .. step``.
+        step: the update just done.
+        last_finite: ``{"step", "loss"}`` of the last finite loss seen before this interval.
+    Returns:
+        the updated ``last_finite`` and, if an update's loss is not finite or above
+        ``DIVERGED_LOSS``, the message naming that update and the last finite loss (else None).
+    """
+    interval = losses.shape[0]
+    bad = ~torch.isfinite(losses) | (losses > DIVERGED_LOSS)
+    if not bad.any():
+        return {"step": step, "loss": float(losses[-1])}, None
+    first_bad = int(bad.nonzero()[0])
+    if first_bad > 0:
+        last_finite = {"step": step - interval + first_bad, "loss": float(losses[first_bad - 1])}
+    last = last_finite["loss"]
+    last_text = f"{last:.4f} at update {last_finite['step']}" if last is not None \
+        else "none (already the first update diverged)"
+    message = (f"training diverged at update {step - interval + first_bad + 1}: loss "
+               f"{float(losses[first_bad]):.4g} (limit {DIVERGED_LOSS:g}); "
+               f"last finite loss {last_text}")
+    return last_finite, message
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -252,15 +280,10 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
             norm_sum += grad_norm
             if step % config.eval_every == 0 or step == config.steps:
                 losses = torch.stack(interval_losses).cpu()  # (interval,)
-                bad = ~torch.isfinite(losses) | (losses > DIVERGED_LOSS)
-                if bad.any():
-                    first_bad = int(bad.nonzero()[0])
-                    if first_bad > 0:
-                        last_finite = {"step": step - interval + first_bad,
-                                       "loss": float(losses[first_bad - 1])}
-                    raise TrainingDiverged(step - interval + first_bad + 1, float(losses[first_bad]))
+                last_finite, message = check_interval(losses, step, last_finite)
+                if message is not None:
+                    raise TrainingDiverged(message)
                 mean_loss = float(losses.mean())
-                last_finite = {"step": step, "loss": float(losses[-1])}
                 val_error, val_loss = classification_error(model, validation)
                 curves["step"].append(step)
                 curves["train_loss"].append(mean_loss)
@@ -282,13 +305,7 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
             if progress is not None:
                 progress.update(1)
     except TrainingDiverged as diverged:
-        status = "diverged"
-        bad_step, bad_loss = diverged.args
-        last = last_finite["loss"]
-        last_text = f"{last:.4f} at update {last_finite['step']}" if last is not None \
-            else "none (already the first update diverged)"
-        message = (f"training diverged at update {bad_step}: loss {bad_loss:.4g} "
-                   f"(limit {DIVERGED_LOSS:g}); last finite loss {last_text}")
+        status, message = "diverged", diverged.args[0]
     finally:
         if progress is not None:
             progress.close()
