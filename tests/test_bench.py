@@ -44,11 +44,22 @@ def test_suites_write_documents_with_provenance(documents):
         assert {"commit", "versions", "device"} <= set(document)
         assert document["device"]["type"] == "cpu"
     speedup = results["speedup"]["rows"]
-    assert {r["path"] for r in speedup} == {"reference", "default"}
+    assert {r["path"] for r in speedup} == {"reference", "eager"}
+    # quick mode compiles nothing, so train's default here is the eager path
+    assert [r["path"] for r in speedup if r["default"]] == ["eager"]
     assert all(r["seq_per_s"] > 0 for r in speedup)
     assert {r["memory"] for r in results["cost"]["rows"]} == {"explicit", "efficient"}
     hours = bench.grid_hours(results["sweep"]["rows"])
     assert hours["single_hours"] > 0 and hours["batched_hours"] > 0
+
+
+def test_grid_hours_use_the_profile_budget():
+    rows = [{"single_updates_per_s": 10.0, "batched_updates_per_s": 20.0},
+            {"single_updates_per_s": 5.0, "batched_updates_per_s": 5.0}]
+    # 3,600 updates: 360 s + 720 s one by one, 180 s + 720 s batched
+    assert bench.grid_hours(rows, steps=3_600) == {"single_hours": 0.3, "batched_hours": 0.25,
+                                                   "steps": 3_600}
+    assert bench.grid_hours(rows)["steps"] == 40_000  # the paper profile's budget
 
 
 @pytest.mark.parametrize("suite, draw", [("speedup", bench.plot_speedup),

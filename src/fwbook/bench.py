@@ -189,15 +189,18 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
                   compiled: bool = True, warmup: int = 3) -> list[dict]:
     """The training paths against the plain eager reference, FW Eq. 4, in one process.
 
-    Paths: ``reference`` (:class:`ReferenceEagerCore`, plain step), ``default`` (the package's
-    model and :func:`fwbook.train.plain_training_step`, what ``train`` uses by default) and
-    ``compiled`` (:func:`fwbook.speed.compiled_training_step`, ``TrainConfig.fast_path``).
+    Paths: ``reference`` (:class:`ReferenceEagerCore`, plain step), ``eager`` (the package's
+    model and :func:`fwbook.train.plain_training_step`, ``train(step="eager")``) and
+    ``compiled`` (:func:`fwbook.speed.compiled_training_step`, ``train(step="compiled")``).
     Blocks of the paths alternate, so machine load hits them alike; each rate is a median.
+    ``default`` marks the path ``train`` picks by itself (``step="auto"``) for a run of the
+    paper profile on this device.
 
     Returns:
-        rows ``{"hidden", "path", "seq_per_s", "ratio_to_reference", "compile_s"}``.
+        rows ``{"hidden", "path", "default", "seq_per_s", "ratio_to_reference", "compile_s"}``.
     """
-    from .speed import compiled_training_step
+    from .experiments import PROFILE_SETTINGS
+    from .speed import choose_training_step, compiled_training_step
 
     torch_device = torch.device(device)
     batch = associative_retrieval(batch_size, generator=torch.Generator().manual_seed(0))
@@ -212,7 +215,7 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
         default.to(torch_device)
         fast.to(torch_device)
         paths = {}
-        for name, model in (("reference", reference), ("default", default)):
+        for name, model in (("reference", reference), ("eager", default)):
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
             paths[name] = (lambda m=model, o=optimizer: plain_training_step(
                 m, o, batch.inputs, batch.targets, 5.0))
@@ -227,8 +230,13 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
             for _ in range(warmup):
                 run_one()
         rates = _median_rates(paths, batch_size, repeats, steps_per_repeat, torch_device)
+        default_path, _ = choose_training_step("auto", "fast_weights",
+                                               PROFILE_SETTINGS["paper"]["steps"], torch_device)
+        if default_path not in rates:  # compiling failed here: train falls back to eager
+            default_path = "eager"
         for name, rate in rates.items():
-            rows.append({"hidden": hidden, "path": name, "seq_per_s": round(rate, 1),
+            rows.append({"hidden": hidden, "path": name, "default": name == default_path,
+                         "seq_per_s": round(rate, 1),
                          "ratio_to_reference": round(rate / rates["reference"], 3),
                          "compile_s": round(compile_s, 1) if name == "compiled" else None})
     return rows
@@ -237,21 +245,22 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
 def time_to_accuracy(hidden: int = 20, thresholds: tuple[float, ...] = (0.05, 0.02),
                      max_updates: int = 60_000, eval_every: int = 250, batch_size: int = 128,
                      lr: float = 1e-3, seed: int = 0, device: str = "cpu",
-                     fast_path: bool = False, num_validation: int = 10_000) -> dict:
+                     step: str = "auto", num_validation: int = 10_000) -> dict:
     """Updates and wall seconds for FW (Eq. 4) from scratch to each validation-error threshold.
 
     The run follows ``fwbook.train`` (same data, initialisation, order, Adam, clipping at 5)
     and stops once the last threshold is reached or after ``max_updates``. Wall seconds count
     training and the validation passes (every ``eval_every`` updates), compile time included
-    and also given apart.
+    and also given apart. ``step`` is the training step as in ``fwbook.train`` ("auto" picks
+    what ``train`` would for a run of ``max_updates`` updates).
 
     Returns:
-        ``{"hidden", "fast_path", "compile_s", "thresholds": [{"val_error", "updates",
+        ``{"hidden", "step", "compile_s", "thresholds": [{"val_error", "updates",
         "wall_s"} ...], "curve": {"step", "val_error", "wall_s"}}``; a threshold never reached
         has ``updates`` and ``wall_s`` None.
     """
     from .data import make_splits
-    from .speed import compiled_training_step
+    from .speed import choose_training_step, compiled_training_step
     from .train import classification_error
 
     torch_device = torch.device(device)
@@ -261,7 +270,8 @@ def time_to_accuracy(hidden: int = 20, thresholds: tuple[float, ...] = (0.05, 0.
         torch.manual_seed(seed)
         model = build_model(ModelConfig(model="fast_weights", hidden=hidden)).to(torch_device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    if fast_path:
+    step, _ = choose_training_step(step, "fast_weights", max_updates, torch_device)
+    if step == "compiled":
         step_function = compiled_training_step(model, optimizer, 5.0)
     else:
         def step_function(inputs, targets):
@@ -289,7 +299,9 @@ def time_to_accuracy(hidden: int = 20, thresholds: tuple[float, ...] = (0.05, 0.
             if not remaining:
                 break
     compile_s = getattr(step_function, "compile_s", None)
-    return {"hidden": hidden, "fast_path": fast_path, "eval_every": eval_every, "lr": lr,
+    if getattr(step_function, "compiled", None) is False:
+        step = "eager"  # compiling failed; the plain step ran
+    return {"hidden": hidden, "step": step, "eval_every": eval_every, "lr": lr,
             "batch_size": batch_size, "max_updates": max_updates,
             "compile_s": round(compile_s, 1) if compile_s is not None else None,
             "thresholds": [{"val_error": threshold,
@@ -302,7 +314,7 @@ def time_to_accuracy(hidden: int = 20, thresholds: tuple[float, ...] = (0.05, 0.
 def sweep_throughput(models: Iterable[str] = ("irnn", "lstm", "alstm", "fast_weights"),
                      hidden_sizes: Iterable[int] = BENCH_HIDDEN, seeds: int = 3,
                      batch_size: int = 128, device: str = "cpu", repeats: int = 3,
-                     steps_per_repeat: int = 5, paper_steps: int = 100_000) -> list[dict]:
+                     steps_per_repeat: int = 5, paper_steps: int | None = None) -> list[dict]:
     """Updates per second of the Table 1 grid: seeds one by one against seeds batched.
 
     For every (model, R) it times ``seeds`` plain models stepped one after another and the
@@ -315,8 +327,9 @@ def sweep_throughput(models: Iterable[str] = ("irnn", "lstm", "alstm", "fast_wei
         "update" is one update of every seed and models/hour is for ``paper_steps``.
     """
     from .batched import _StackedModels
-    from .experiments import retrieval_config
+    from .experiments import PROFILE_SETTINGS, retrieval_config
 
+    paper_steps = paper_steps or PROFILE_SETTINGS["paper"]["steps"]
     torch_device = torch.device(device)
     generator = torch.Generator().manual_seed(0)
     batches = [associative_retrieval(batch_size, generator=generator).to(torch_device)
@@ -364,11 +377,19 @@ def sweep_throughput(models: Iterable[str] = ("irnn", "lstm", "alstm", "fast_wei
     return rows
 
 
-def grid_hours(rows: list[dict]) -> dict[str, float]:
-    """Projected hours for the whole grid in ``rows`` (one process), one by one and batched."""
-    single = sum(row["seeds"] / row["single_models_per_hour"] for row in rows)
-    batched = sum(row["seeds"] / row["batched_models_per_hour"] for row in rows)
-    return {"single_hours": round(single, 2), "batched_hours": round(batched, 2)}
+def grid_hours(rows: list[dict], steps: int | None = None) -> dict[str, float]:
+    """Projected hours for the whole grid in ``rows`` (one process), one by one and batched.
+
+    ``steps``: updates per run; default the paper profile's. Each row's rates are updates of
+    all its seeds per second, so a cell takes ``steps / rate`` seconds.
+    """
+    from .experiments import PROFILE_SETTINGS
+
+    steps = steps or PROFILE_SETTINGS["paper"]["steps"]
+    single = sum(steps / row["single_updates_per_s"] for row in rows) / 3600
+    batched = sum(steps / row["batched_updates_per_s"] for row in rows) / 3600
+    return {"single_hours": round(single, 2), "batched_hours": round(batched, 2),
+            "steps": steps}
 
 
 def memory_cost_table(hidden_sizes: Iterable[int] = COST_HIDDEN,
@@ -441,14 +462,17 @@ def plot_speedup(document: dict):
     use_house_style()
     rows = document["rows"]
     hidden_sizes = sorted({row["hidden"] for row in rows})
-    paths = [p for p in ("reference", "default", "compiled") if any(r["path"] == p for r in rows)]
+    paths = [p for p in ("reference", "eager", "default", "compiled")
+             if any(r["path"] == p for r in rows)]  # "default": records before the "auto" step
     figure, axis = plt.subplots(figsize=(6, 3.5))
     width = 0.8 / len(paths)
     for offset, path in enumerate(paths):
         values = [next((r["seq_per_s"] for r in rows if r["hidden"] == h and r["path"] == path), 0)
                   for h in hidden_sizes]
         positions = [i + offset * width for i in range(len(hidden_sizes))]
-        bars = axis.bar(positions, values, width, label=path)
+        is_default = any(r.get("default") for r in rows if r["path"] == path)
+        bars = axis.bar(positions, values, width,
+                        label=f"{path} (train's default)" if is_default else path)
         for bar, hidden in zip(bars, hidden_sizes):
             ratio = next((r["ratio_to_reference"] for r in rows
                           if r["hidden"] == hidden and r["path"] == path), None)
@@ -502,7 +526,8 @@ def plot_time_to_accuracy(document: dict):
     figure, axis = plt.subplots(figsize=(6, 3.5))
     for result in document["rows"]:
         curve = result["curve"]
-        label = "compiled step" if result["fast_path"] else "default step"
+        step = result.get("step") or ("compiled" if result.get("fast_path") else "eager")
+        label = f"{step} step"
         axis.plot(curve["wall_s"], [100 * e for e in curve["val_error"]], label=label)
         for mark in result["thresholds"]:
             if mark["wall_s"] is not None:
@@ -592,7 +617,7 @@ def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = F
             rows = [time_to_accuracy(8, (0.9, 0.5), 20, 10, device=name, num_validation=200)]
         else:
             rows = [time_to_accuracy(20, (0.05, 0.02), 40_000, 500, device=name)]
-        text = "\n".join(f"R={r['hidden']} fast_path={r['fast_path']}: " + ", ".join(
+        text = "\n".join(f"R={r['hidden']} {r['step']} step: " + ", ".join(
             f"<= {t['val_error']:.0%} after {t['updates']} updates / {t['wall_s']} s"
             if t["updates"] else f"<= {t['val_error']:.0%} not reached in {r['max_updates']}"
             for t in r["thresholds"]) for r in rows)
@@ -619,14 +644,21 @@ def load_bench(suite: str, directory=None) -> dict | None:
 
 
 def speedup_summary(document: dict) -> list[str]:
-    """One sentence per R: default and compiled paths as multiples of the plain eager path."""
+    """One sentence per R: the eager and compiled paths as multiples of the plain eager path,
+    naming the one ``train`` uses by default."""
     lines = []
     for hidden in sorted({row["hidden"] for row in document["rows"]}):
         rows = {r["path"]: r for r in document["rows"] if r["hidden"] == hidden}
-        parts = [f"default path {rows['default']['ratio_to_reference']:.2f}x"]
-        if "compiled" in rows:
-            parts.append(f"compiled path {rows['compiled']['ratio_to_reference']:.2f}x "
-                         f"(compile {rows['compiled']['compile_s']:.0f} s)")
+        parts = []
+        for path in ("eager", "default", "compiled"):
+            if path not in rows:
+                continue
+            text = f"{path} path {rows[path]['ratio_to_reference']:.2f}x"
+            if rows[path].get("compile_s"):
+                text += f" (compile {rows[path]['compile_s']:.0f} s)"
+            if rows[path].get("default"):
+                text += " [train's default]"
+            parts.append(text)
         lines.append(f"R = {hidden}: " + ", ".join(parts) + " the plain eager reference "
                      f"({rows['reference']['seq_per_s']:,.0f} sequences/s)")
     return lines
