@@ -56,12 +56,20 @@ for suite, document in documents.items():
 #
 # `bench` keeps a frozen copy of the first, plain eager Eq. 4 recurrence
 # (`fwbook.bench.ReferenceEagerCore`: a slice, a `torch.cat` and two batched matrix-vector
-# products per step) as the yardstick. The *default* path is what `fwbook.train` runs with
-# `fast_path=False`: the package's model, whose training forward computes $\eta\lambda^k$ once
-# and the attention of Eq. 4 with element-wise products, and the plain step. The *compiled*
-# path is `TrainConfig(fast_path=True)`: the forward and backward compiled by
-# `torch.compile` (one fused C++ kernel per unrolled graph on the CPU), foreach clipping and
-# Adam. Both are tested equal to the plain step (fp32, outputs and gradients within $10^{-5}$).
+# products per step) as the yardstick. The *eager* path is `fwbook.train(step="eager")`:
+# the package's model, whose training forward computes $\eta\lambda^k$ once and the attention
+# of Eq. 4 with element-wise products, and the plain step. The *compiled* path is
+# `train(step="compiled")`: the forward and backward compiled by `torch.compile` (the
+# unrolled recurrence fused into a few C++ kernels on the CPU), foreach clipping and Adam.
+# Both are tested equal to the plain step (fp32, outputs and gradients within $10^{-5}$).
+#
+# **`train`'s default is `step="auto"`**: it compiles every run of at least 5,000 updates on
+# the CPU when a C++ compiler is present (fast weights, IRNN, LN-IRNN and A-LSTM; Dynamo does
+# not trace `nn.LSTM`, whose fused kernel is fast anyway) and runs shorter ones eagerly. So
+# `fwbook train`, `fwbook sweep` and the paper profile use the compiled path; the tests and
+# the smoke book use the eager one. Each record says which step it ran
+# (`record["training_step"]`), with the compile time. On CUDA "auto" stays eager until the
+# CUDA-graph step has been checked on a GPU.
 
 # %%
 speedup = documents["speedup"]
@@ -73,8 +81,10 @@ if speedup is not None:
 
 # %% [markdown]
 # Compilation is paid once per run and shape; the figures above leave it out and give it
-# apart. On a busy machine it takes minutes, so the compiled path pays off for runs of
-# thousands of updates (the paper profile has 100,000), not for the smoke tests.
+# apart, timed cold (inductor's caches switched off). With the caches, which live in
+# `/tmp/torchinductor_$USER`, compiling a graph seen before takes a few seconds, so in a sweep
+# only the first run of each shape pays in full. Either way it is a few hundred eager updates,
+# against the paper profile's 40,000.
 #
 # ## Fast weights (Eq. 4 and explicit) against the LSTM
 #
@@ -108,10 +118,13 @@ if cost is not None:
 # %% [markdown]
 # ## Sweep throughput: the Table 1 grid
 #
-# Models per hour for the paper profile (100,000 updates per run; evaluation excluded),
-# three seeds trained one after another against the same three seeds trained as one batched
-# model (`fwbook.batched.train_batched`: stacked weights and `torch.func.vmap`, each seed
-# with its own initialisation, data order, clipping and record, tested equal to single runs).
+# Projected from update rates: models per hour for the paper profile (40,000 updates per
+# run; evaluation excluded), three seeds trained one after another with the eager step
+# against the same three seeds trained as one batched model
+# (`fwbook.batched.train_batched`: stacked weights and `torch.func.vmap`, each seed with its
+# own initialisation, data order, clipping and record, tested equal to single runs). The
+# sweep does not use batching: with compiling it gained less than the compiled step, and it
+# has no checkpoints.
 
 # %%
 sweep = documents["sweep"]
@@ -122,6 +135,27 @@ if sweep is not None:
           f"{grid['batched_hours']:.1f} h with batched seeds")
     bench.plot_sweep(sweep)
     plt.show()
+
+# %% [markdown]
+# ### The grid as it really ran
+#
+# Measured, not projected: the wall time of the committed Table 1 records that were trained
+# with `train`'s default ("auto") step, two sweep workers of one thread each on the 2-core
+# machine (evaluation, checkpoints and compiling included). A cell costs three times the median
+# of its runs; the grid is the sum over the twelve cells of IRNN, LSTM, A-LSTM and fast
+# weights at R = 20, 50, 100, divided by the two workers.
+
+# %%
+from fwbook import results
+
+grid = results.grid_time(results.load_table1())
+for (model, hidden), cell in grid["cells"].items():
+    print(f"{model:<13} R={hidden:<4} median {cell['median_wall_s'] / 60:5.1f} min "
+          f"over {cell['runs']} run(s), step: {', '.join(cell['steps'])}")
+print(f"Table 1 grid ({len(grid['cells'])} of 12 cells measured, {grid['seeds']} seeds each) on "
+      f"{grid['workers']} workers: {grid['grid_hours']:.2f} h")
+if grid["missing"]:
+    print("cells without a run of the current step:", ", ".join(grid["missing"]))
 
 # %% [markdown]
 # ## Time to accuracy
@@ -143,8 +177,9 @@ if tta is not None:
 # %% [markdown]
 # ## Summary
 #
-# - The default training path is faster than the plain eager Eq. 4 code by the ratio printed
-#   above; the compiled path (`fast_path=True`) adds more, once its compile time is paid.
+# - `train`'s default path for long CPU runs is the compiled step, faster than the plain
+#   eager Eq. 4 code by the ratio printed above (the eager step alone gains less); compiling
+#   takes seconds to tens of seconds per shape.
 # - Eq. 4 beats the explicit fast-weight matrix by a factor that grows with $H$ at the
 #   paper's $T = 11$; the cost plot shows where longer sequences turn this around.
 # - Batching seeds helps most where per-operation overhead dominates (small models) and can

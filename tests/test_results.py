@@ -167,3 +167,25 @@ def test_every_extra_recipe_is_kept_out_of_table1(tmp_path):
     cells = {c["recipe"]: c for c in results.recipe_cells(records)}
     assert cells["cosine_lr3e-3"]["n"] == 1 and cells["cosine_lr3e-3"]["mean"] == pytest.approx(0.5)
     assert cells[""]["n"] == 0
+
+
+def test_grid_time_uses_only_records_that_name_their_step():
+    def record(model, hidden, wall, seed=0, step=True, name=None):
+        out = {"model": model, "hidden": hidden, "wall_s": wall, "seed": seed,
+               "status": "completed", "name": name or f"{model}_R{hidden}_seed{seed}"}
+        if step:
+            out["training_step"] = {"path": "compiled", "reason": "auto"}
+        return out
+
+    records = [record("fast_weights", 20, 100.0), record("fast_weights", 20, 300.0, seed=1),
+               record("fast_weights", 20, 200.0, seed=2),
+               record("lstm", 20, 50.0),
+               record("lstm", 20, 9999.0, seed=1, step=False),  # before the auto step: left out
+               record("fast_weights", 20, 9999.0, name="paper_recipe_fast_weights_R20_seed0")]
+    grid = results.grid_time(records, models=("fast_weights", "lstm", "irnn"), hidden_sizes=(20,),
+                             seeds=3, workers=2)
+    assert grid["cells"][("fast_weights", 20)] == {"runs": 3, "median_wall_s": 200.0,
+                                                   "steps": ["compiled"]}
+    assert grid["cells"][("lstm", 20)]["median_wall_s"] == 50.0
+    assert grid["missing"] == ["irnn R=20"]
+    assert grid["grid_hours"] == pytest.approx((3 * 200 + 3 * 50) / 2 / 3600)

@@ -194,6 +194,46 @@ def compute_spent(records: Iterable[dict]) -> dict:
     return {"runs": len(records), "wall_s": wall, "hours": wall / 3600}
 
 
+def grid_time(records: Iterable[dict], models: tuple[str, ...] = TABLE1_MODELS,
+              hidden_sizes: tuple[int, ...] = TABLE1_HIDDEN, seeds: int = 3, workers: int = 2
+              ) -> dict:
+    """How long the Table 1 grid takes with the current training step, from measured runs.
+
+    Only records that say which training step they used (``record["training_step"]``, written
+    since ``train`` got its "auto" step) count, and only the profile's own recipe. A cell
+    (model, R) costs ``seeds`` times the median wall time of its measured runs; the grid is
+    the sum over cells divided by ``workers`` parallel sweep workers (one thread each).
+
+    Returns:
+        ``{"cells": {(model, R): {"runs", "median_wall_s", "steps"}}, "missing": [...],
+        "grid_hours": hours on ``workers`` workers for the cells measured, "workers",
+        "seeds"}``; "missing" lists the cells without such a record.
+    """
+    by_cell: dict[tuple[str, int], list[dict]] = {}
+    for record in records:
+        if "training_step" not in record or recipe_of(record) or record.get("status") != "completed":
+            continue
+        key = (record["model"], record["hidden"])
+        if key[0] in models and key[1] in hidden_sizes:
+            by_cell.setdefault(key, []).append(record)
+    cells, missing, total_s = {}, [], 0.0
+    for model in models:
+        for hidden in hidden_sizes:
+            members = by_cell.get((model, hidden))
+            if not members:
+                missing.append(f"{model} R={hidden}")
+                continue
+            walls = sorted(float(r["wall_s"]) for r in members)
+            median = walls[len(walls) // 2] if len(walls) % 2 else \
+                (walls[len(walls) // 2 - 1] + walls[len(walls) // 2]) / 2
+            cells[(model, hidden)] = {"runs": len(members), "median_wall_s": median,
+                                      "steps": sorted({r["training_step"]["path"]
+                                                       for r in members})}
+            total_s += seeds * median
+    return {"cells": cells, "missing": missing, "grid_hours": total_s / workers / 3600,
+            "workers": workers, "seeds": seeds}
+
+
 def format_cell(cell: dict, show_n: bool = True, unit: str = "") -> str:
     """``1.23 ± 0.10 (n=3)`` (``unit="%"``: ``1.23 ± 0.10% (n=3)``), with a note for diverged
     runs; "not run yet" when the cell has no record."""
