@@ -569,13 +569,20 @@ def plot_sweep(document: dict):
     labels = [f"{r['model']}\nR={r['hidden']}" for r in rows]
     figure, axis = plt.subplots(figsize=(max(6, 0.6 * len(rows)), 3.5))
     positions = range(len(rows))
-    axis.bar([p - 0.2 for p in positions], [r["single_models_per_hour"] for r in rows], 0.4,
+    steps = grid_hours(rows)["steps"]  # the paper profile's budget (older files used 100k)
+
+    def per_hour(rate: float, seeds: int) -> float:
+        return 3600 * rate * seeds / steps
+
+    axis.bar([p - 0.2 for p in positions],
+             [per_hour(r["single_updates_per_s"], r["seeds"]) for r in rows], 0.4,
              label="one by one")
-    axis.bar([p + 0.2 for p in positions], [r["batched_models_per_hour"] for r in rows], 0.4,
+    axis.bar([p + 0.2 for p in positions],
+             [per_hour(r["batched_updates_per_s"], r["seeds"]) for r in rows], 0.4,
              label=f"{rows[0]['seeds']} seeds batched")
     axis.set_xticks(list(positions))
     axis.set_xticklabels(labels, fontsize=7)
-    axis.set_ylabel("models / hour (paper profile)")
+    axis.set_ylabel(f"models / hour ({steps:,} updates each)")
     axis.set_title(f"Table 1 sweep throughput — {hardware_label(document)}", fontsize=9)
     axis.legend(frameon=False)
     figure.tight_layout()
