@@ -189,3 +189,22 @@ def test_grid_time_uses_only_records_that_name_their_step():
     assert grid["cells"][("lstm", 20)]["median_wall_s"] == 50.0
     assert grid["missing"] == ["irnn R=20"]
     assert grid["grid_hours"] == pytest.approx((3 * 200 + 3 * 50) / 2 / 3600)
+
+
+def test_control_budget_table_keeps_long_runs_apart(tmp_path):
+    from fwbook.experiments import table1_configs
+
+    configs = table1_configs("paper", seeds=(0,))
+    made = []
+    for name, error in (("ln_irnn_R20_seed0", 0.62), ("long_250k_ln_irnn_R20_seed0", 0.104)):
+        config = configs[name]
+        made.append({"name": name, "model": "ln_irnn", "hidden": 20, "seed": 0,
+                     "status": "completed", "test_error": error, "config": config.to_dict(),
+                     "path": f"results/table1/{name}.json"})
+    text = results.control_budget_markdown(made)
+    assert "| ln_irnn | the profile's (Table 1) | 40,000 | 62.00 (n=1) |" in text
+    assert "| ln_irnn | long_250k | 250,000 |" in text and "10.40" in text
+    assert "[long_250k_ln_irnn_R20_seed0](results/table1/long_250k_ln_irnn_R20_seed0.json) 10.40" in text
+    # the long run stays out of Table 1's cell
+    row = [r for r in results.table1_rows(made) if r["model"] == "ln_irnn"][0]
+    assert row["cells"][20]["n"] == 1 and row["cells"][20]["mean"] == pytest.approx(62.0)

@@ -13,7 +13,7 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Iterable, Optional
 
-from .experiments import (EXTRA_RECIPES, PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
+from .experiments import (CONTROL_RECIPES, EXTRA_RECIPES, PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
                           check_profile)
 from .records import REPO_ROOT, load_records
 
@@ -46,10 +46,10 @@ def load_table1(directory: str | os.PathLike = TABLE1_DIR, profile: Optional[str
 
 
 def recipe_of(record: dict) -> str:
-    """The named recipe of ``EXTRA_RECIPES`` a record was run with (its name's prefix), or
-    ``""`` for the profile's own recipe (the one every Table 1 cell uses)."""
+    """The named recipe of ``EXTRA_RECIPES`` or ``CONTROL_RECIPES`` a record was run with (its
+    name's prefix), or ``""`` for the profile's own recipe (the one every Table 1 cell uses)."""
     name = str(record.get("name", ""))
-    for recipe in sorted(EXTRA_RECIPES, key=len, reverse=True):  # longest prefix wins
+    for recipe in sorted([*EXTRA_RECIPES, *CONTROL_RECIPES], key=len, reverse=True):
         if name.startswith(f"{recipe}_"):
             return recipe
     return ""
@@ -185,6 +185,33 @@ def recipes_markdown(records: Iterable[dict], hidden: int = 20, link_base: Optio
                               for p, v in zip(cell["paths"], cell["values"]))
             lines.append(f"- {name}: {links}")
     return "\n".join(lines)
+
+
+def control_budget_markdown(records: Iterable[dict], hidden: int = 20,
+                            link_base: Optional[str] = "") -> str:
+    """Each model of ``CONTROL_RECIPE_MODELS`` at R = ``hidden``: the profile's budget (its
+    Table 1 cell) beside every longer budget of ``CONTROL_RECIPES``, with the records."""
+    from .experiments import CONTROL_RECIPE_MODELS
+
+    records = [r for r in records if r.get("hidden") == hidden]
+    lines = ["| model | budget | updates | test error (%) |", "|---|---|---:|---:|"]
+    listed = []
+    for model in CONTROL_RECIPE_MODELS:
+        for recipe in ("",) + tuple(CONTROL_RECIPES):
+            members = [r for r in records if r.get("model") == model and recipe_of(r) == recipe]
+            cell = _summary(members)
+            steps = sorted({m["config"]["steps"] for m in members})
+            planned = CONTROL_RECIPES.get(recipe, {}).get("steps")
+            updates = ", ".join(f"{s:,}" for s in steps) or (f"{planned:,}" if planned else "—")
+            name = recipe or "the profile's (Table 1)"
+            lines.append(f"| {model} | {name} | {updates} | {format_cell(cell)} |")
+            if cell["paths"]:
+                links = ", ".join((f"[{Path(p).stem}]({link_base}{p})"
+                                   if link_base is not None and not Path(p).is_absolute()
+                                   else f"`{p}`") + (f" {v:.2f}" if v is not None else " diverged")
+                                  for p, v in zip(cell["paths"], cell["values"]))
+                listed.append(f"- {model}, {name}: {links}")
+    return "\n".join(lines + [""] + listed)
 
 
 def compute_spent(records: Iterable[dict]) -> dict:
