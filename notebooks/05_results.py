@@ -177,6 +177,15 @@ plt.show()
 
 # %%
 display(Markdown(results.control_budget_markdown(records, link_base=None)))
+
+# %% [markdown]
+# Read the two rows together. If the longer run stays near 60%, the LN-IRNN fails on this
+# task whatever the budget, as the paper's controls do. If it comes down far below, then at
+# $K = 4$ a recurrent net *without* fast weights can learn associative retrieval at
+# $R = 20$; it only needs several times the updates that fast weights need. The gap in
+# Table 1 would then measure how *fast* fast weights learn the task within a budget, not
+# whether other models can learn it at all, and it should be quoted with its budget. The
+# learning curves in the records show where each run still stood when it stopped.
 #
 # The ranking at the smallest $R$, computed from the records:
 

@@ -536,6 +536,17 @@ def verdict_markdown(records: Iterable[dict]) -> str:
         paper = f" (paper: {cell['paper']:g}%)" if cell["paper"] is not None else " (not in the paper)"
         controls.append(f"{label} {format_cell(cell, unit='%')}{paper}")
     lines.append("- **Controls at R = 20**: " + "; ".join(controls) + ".")
+    for recipe, settings in CONTROL_RECIPES.items():
+        longer = [r for r in records if recipe_of(r) == recipe and r.get("hidden") == 20]
+        for model in sorted({r["model"] for r in longer}):
+            cell = _summary([r for r in longer if r["model"] == model])
+            base = rows[model]["cells"][20] if model in rows else None
+            label = MODEL_LABELS.get(model, model)
+            against = (f", against {format_cell(base, unit='%')} after the Table 1 budget"
+                       if base and base["n"] else "")
+            lines.append(f"- **{label} with a longer budget** (`{recipe}`, "
+                         f"{settings['steps']:,} updates, R = 20): {format_cell(cell, unit='%')}"
+                         f"{against}.")
     missing = missing_cells(list(rows.values()))
     if missing:
         lines.append(f"- **Not run yet** ({len(missing)} cells): " + ", ".join(missing) + ".")
