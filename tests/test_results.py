@@ -174,13 +174,15 @@ def test_grid_time_uses_only_records_that_name_their_step():
         out = {"model": model, "hidden": hidden, "wall_s": wall, "seed": seed,
                "status": "completed", "name": name or f"{model}_R{hidden}_seed{seed}"}
         if step:
-            out["training_step"] = {"path": "compiled", "reason": "auto"}
+            out["training_step"] = {"path": "compiled", "reason": "auto: 40000 updates on the CPU"}
         return out
 
     records = [record("fast_weights", 20, 100.0), record("fast_weights", 20, 300.0, seed=1),
                record("fast_weights", 20, 200.0, seed=2),
                record("lstm", 20, 50.0),
                record("lstm", 20, 9999.0, seed=1, step=False),  # before the auto step: left out
+               {**record("lstm", 20, 9999.0, seed=2),  # a step forced by hand: left out
+                "training_step": {"path": "eager", "reason": "asked for"}},
                record("fast_weights", 20, 9999.0, name="paper_recipe_fast_weights_R20_seed0")]
     grid = results.grid_time(records, models=("fast_weights", "lstm", "irnn"), hidden_sizes=(20,),
                              seeds=3, workers=2)

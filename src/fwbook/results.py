@@ -226,8 +226,9 @@ def grid_time(records: Iterable[dict], models: tuple[str, ...] = TABLE1_MODELS,
               ) -> dict:
     """How long the Table 1 grid takes with the current training step, from measured runs.
 
-    Only records that say which training step they used (``record["training_step"]``, written
-    since ``train`` got its "auto" step) count, and only the profile's own recipe. A cell
+    Only records trained with ``train``'s default step (``record["training_step"]["reason"]``
+    starting "auto", written since ``train`` got its "auto" step) count: not older records,
+    nor runs whose step was forced (e.g. resumed eagerly), and only the profile's own recipe. A cell
     (model, R) costs ``seeds`` times the median wall time of its measured runs; the grid is
     the sum over cells divided by ``workers`` parallel sweep workers (one thread each).
 
@@ -238,8 +239,10 @@ def grid_time(records: Iterable[dict], models: tuple[str, ...] = TABLE1_MODELS,
     """
     by_cell: dict[tuple[str, int], list[dict]] = {}
     for record in records:
-        if "training_step" not in record or recipe_of(record) or record.get("status") != "completed":
-            continue
+        step = record.get("training_step") or {}
+        if not str(step.get("reason", "")).startswith("auto") or recipe_of(record) \
+                or record.get("status") != "completed":
+            continue  # older records, runs with a forced step, other recipes, failures
         key = (record["model"], record["hidden"])
         if key[0] in models and key[1] in hidden_sizes:
             by_cell.setdefault(key, []).append(record)
