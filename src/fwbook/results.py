@@ -179,10 +179,7 @@ def recipes_markdown(records: Iterable[dict], hidden: int = 20, link_base: Optio
     for cell in cells:
         if cell["paths"]:
             name = {"": "ours", "paper_recipe": "the paper's"}.get(cell["recipe"], cell["recipe"])
-            links = ", ".join((f"[{Path(p).stem}]({link_base}{p})"
-                               if link_base is not None and not Path(p).is_absolute()
-                               else f"`{p}`") + (f" {v:.2f}" if v is not None else " diverged")
-                              for p, v in zip(cell["paths"], cell["values"]))
+            links = record_links(cell["paths"], cell["values"], link_base)
             lines.append(f"- {name}: {links}")
     return "\n".join(lines)
 
@@ -206,12 +203,20 @@ def control_budget_markdown(records: Iterable[dict], hidden: int = 20,
             name = recipe or "the profile's (Table 1)"
             lines.append(f"| {model} | {name} | {updates} | {format_cell(cell)} |")
             if cell["paths"]:
-                links = ", ".join((f"[{Path(p).stem}]({link_base}{p})"
-                                   if link_base is not None and not Path(p).is_absolute()
-                                   else f"`{p}`") + (f" {v:.2f}" if v is not None else " diverged")
-                                  for p, v in zip(cell["paths"], cell["values"]))
+                links = record_links(cell["paths"], cell["values"], link_base)
                 listed.append(f"- {model}, {name}: {links}")
     return "\n".join(lines + [""] + listed)
+
+
+def record_links(paths: list[str], values: list[Optional[float]],
+                 link_base: Optional[str] = "") -> str:
+    """``[name](link_base + path) 1.23, ...``: the records behind a cell with their test error
+    (%); "diverged" where a run has none. ``link_base=None`` (or an absolute path) prints the
+    path as code instead of a link."""
+    return ", ".join((f"[{Path(p).stem}]({link_base}{p})"
+                      if link_base is not None and not Path(p).is_absolute() else f"`{p}`")
+                     + (f" {v:.2f}" if v is not None else " diverged")
+                     for p, v in zip(paths, values))
 
 
 def compute_spent(records: Iterable[dict]) -> dict:
@@ -319,11 +324,7 @@ def table1_markdown(rows: list[dict], link_base: Optional[str] = "") -> str:
             paths, values = row["cells"][r]["paths"], row["cells"][r]["values"]
             if not paths:
                 continue
-            links = ", ".join((f"[{Path(p).stem}]({link_base}{p})"
-                               if link_base is not None and not Path(p).is_absolute()
-                               else f"`{p}`")
-                              + (f" {v:.2f}" if v is not None else " diverged")
-                              for p, v in zip(paths, values))
+            links = record_links(paths, values, link_base)
             lines.append(f"- {label}, R = {r}: {links}")
     return "\n".join(lines)
 
