@@ -41,16 +41,26 @@
 # **What runs here.** `smoke` trains the whole grid for a few dozen updates on a tiny data set
 # (seconds; the numbers mean nothing). `quick` trains it with a small budget (printed below) on
 # the full training set: about five minutes on two CPU cores, enough to see early-training
-# differences but not final errors. `paper` trains nothing: it reads the committed records in
-# `results/ablations/`, made with `python -m fwbook sweep ablations --profile paper --seeds 0`,
-# and uses a record only if its configuration hash matches the grid exactly. The paper-profile
-# budget (printed below) is one seed per cell and fewer updates than the Table 1 runs: chosen so
-# the whole grid fits in about an hour on two busy CPU cores, and enough for the baseline to
-# reach the low-error regime (its curve is shown below).
+# differences but not final errors. Both train one seed per cell (the `seed` parameter).
+# `paper` trains nothing: it reads the committed records in `results/ablations/`, made with
+# `python -m fwbook sweep ablations --profile paper` (seeds 0, 1 and 2), and uses a record
+# only if its configuration hash matches the grid exactly. The paper profile has three seeds
+# per cell (`fwbook.ablations.PAPER_SEEDS`), each trained for 10,000 updates (budget printed
+# below): fewer updates than the Table 1 runs, but enough for the baseline to reach the
+# low-error regime (its curves are shown below). The page says how many seeds each cell
+# actually has; a cell with missing seeds is shown with the seeds it has (n = …), one with none
+# as "not run".
+#
+# **How the seeds are summarised.** Every number below is over a cell's finished seeds: the
+# mean ± the sample standard deviation, and each seed's own value. A seed that diverged is named
+# and counted, never averaged in. Two settings are called different only when their seed
+# ranges (lowest to highest seed) do not overlap; where either has a single seed (the `smoke`
+# and `quick` profiles, or a paper cell whose other seeds are not in yet) a ratio within 1.25×
+# is called a tie, and the sentence says that it rests on one seed.
 
 # %% tags=["parameters"]
 profile = "quick"  # "smoke" (seconds), "quick" (about five minutes on 2 CPU cores) or "paper" (records)
-seed = 0  # initialisation and data-order seed of the grid
+seed = 0  # seed trained by smoke and quick; paper reads ablations.PAPER_SEEDS
 device = "auto"  # unused: the grid trains on the CPU, one process per core
 
 # %%
@@ -66,32 +76,37 @@ from fwbook.experiments import check_profile
 
 torch.set_num_threads(1)
 check_profile(profile)
-configs = ablations.ablation_configs(profile, seeds=(seed,))
+seeds = ablations.profile_seeds(profile, seed)
+configs = ablations.ablation_configs(profile, seeds=seeds)
 budget = ablations.ABLATION_BUDGETS[profile]
-print(f"profile={profile!r}, seed={seed}, torch {torch.__version__}")
-print(f"{len(configs)} runs; budget per run: {budget['steps']:,} updates of batch 128, "
+print(f"profile={profile!r}, seeds={list(seeds)}, torch {torch.__version__}")
+print(f"{len(ablations.ABLATION_CELLS)} cells × {len(seeds)} seed(s) = {len(configs)} runs; "
+      f"budget per run: {budget['steps']:,} updates of batch 128, "
       f"{budget['num_train']:,} training / {budget['num_validation']:,} validation / "
       f"{budget['num_test']:,} test sequences, validation every {budget['eval_every']} updates")
 
 # %%
-grid = pd.DataFrame([{"run": name, "group": ablations.CELL_GROUP[ablations.parse_name(name)[0]],
+# one row per cell: the seeds differ only in initialisation and data order
+cells_of_first_seed = ablations.ablation_configs(profile, seeds=seeds[:1])
+grid = pd.DataFrame([{"cell": ablations.parse_name(name)[0],
+                      "group": ablations.CELL_GROUP[ablations.parse_name(name)[0]],
                       "setting": ablations.CELL_LABELS[ablations.parse_name(name)[0]],
                       "λ": c.model.decay, "η": c.model.fast_lr, "S": c.model.inner_steps,
                       "LN": c.model.layer_norm,
                       "W init": 0.05 if c.model.recurrent_init is None else c.model.recurrent_init,
-                      "clip": c.clip_norm, "lr": c.lr} for name, c in configs.items()])
+                      "clip": c.clip_norm, "lr": c.lr, "seeds": ", ".join(map(str, seeds))}
+                     for name, c in cells_of_first_seed.items()])
 grid
 
 # %%
 if profile == "paper":
-    records = ablations.load_ablation_records("paper", seeds=(seed,))
-    missing = [name for name in configs if name not in records]
+    records = ablations.load_ablation_records("paper", seeds=seeds)
     commits = sorted({r.get("commit", "?")[:7] for r in records.values()})
     print(f"Read {len(records)} of {len(configs)} records from results/ablations/ "
           f"(commits {commits}); nothing was trained.")
-    if missing:
-        print(f"No matching record yet for: {', '.join(missing)}. These cells are shown as "
-              f"'not run'; `python -m fwbook sweep ablations --profile paper --seeds 0` fills them in.")
+    display(Markdown(ablations.coverage_summary(records, seeds)))
+    if len(records) < len(configs):
+        print("`python -m fwbook sweep ablations --profile paper` trains the missing runs.")
 else:
     from fwbook.sweep import run_sweep
 
@@ -107,9 +122,11 @@ else:
 # ## All the ablations at a glance
 #
 # Each panel holds the baseline (red) and the runs that change one thing, as validation error
-# against updates (log scale: 1% and 5% are far apart). A dotted line is a run that diverged.
-# There is one seed per cell, so the sentences below call a run within 1.25× of the baseline's
-# error a tie: differences that small need more seeds to be told apart.
+# against updates (log scale: 1% and 5% are far apart). Every seed is a thin line and the mean
+# over a cell's completed seeds a thick one; the legend gives n, the number of seeds in the
+# mean. A dotted line (or a legend entry without a line) is a run that diverged. The bars show
+# each cell's mean test error with every seed as a dot, and the table lists the numbers with
+# the records behind them.
 
 # %%
 ablations.plot_ablation_curves(records)
@@ -132,13 +149,7 @@ table
 # %%
 for group in ("layer_norm", "identity_init"):
     display(Markdown(ablations.group_summary(records, group)))
-status = ablations.cell_status(records, "layer_norm_off") or ""
-if status.startswith("diverged"):
-    display(Markdown(
-        f"Without layer norm the run {status}: nothing bounds the fast term $A(t) h_s$, whose "
-        f"size grows with every write (chapter 2), so with the paper's η and λ the activities "
-        f"blow up. With this recipe (one seed, clipping at 5), layer norm is what makes the fast "
-        f"memory trainable at all, not a refinement."))
+display(Markdown(ablations.layer_norm_verdict(records)))
 
 # %% [markdown]
 # ## λ, η and S — and the honest question
@@ -152,10 +163,22 @@ for group in ("decay", "fast_lr", "inner_steps"):
     display(Markdown(ablations.group_summary(records, group)))
 
 # %% [markdown]
+# **Where S = 2 and S = 3 stop.** A run can sit on a plateau far above S = 1 for the whole
+# budget. Is a stall of the deeper models a property of the setting, or of one seed? The
+# sentence below looks at every seed's validation curve and asks whether it stayed, for the
+# second half of training, at one particular level. That level has a simple reading: a reader
+# that ignores the query key and answers the digit that occurs most often among the K = 4
+# stored values is right with probability (its count)/4, which over random sequences gives the
+# error printed below (`fwbook.ablations.value_only_error`, computed exactly).
+
+# %%
+display(Markdown(ablations.stall_summary(records)))
+
+# %% [markdown]
 # **Depth or memory?** With η = 0 every inner step computes the same
 # $f(\mathrm{LN}[W h(t) + C x(t)])$, so the η = 0 run is an LN-IRNN that shares everything else
-# with the baseline (checked to the last bit below). Whatever gap separates the two runs is
-# what the fast memory adds:
+# with the baseline (checked to the last bit below). Whatever gap separates the two cells,
+# over their seeds, is what the fast memory adds:
 
 # %%
 print(f"max |logits(η = 0, S = 3) − logits(LN-IRNN, same weights)| = "
@@ -198,35 +221,26 @@ ablations.plot_grad_norms(records)
 # %%
 display(Markdown(ablations.group_summary(records, "clipping")))
 norms = {name: max(r["curves"]["grad_norm"]) for name, r in records.items()
-         if r.get("curves", {}).get("grad_norm")}
+         if (r.get("curves") or {}).get("grad_norm")}
 if norms:
     loudest = max(norms, key=norms.get)
+    cell, loudest_seed = ablations.parse_name(loudest)
+    baseline_norms = {s: n for name, n in norms.items()
+                      for c, s in [ablations.parse_name(name)] if c == "baseline"}
     display(Markdown(
         f"The largest interval-mean gradient norm in the grid is {norms[loudest]:.2f} "
-        f"({ablations.CELL_LABELS[ablations.parse_name(loudest)[0]]}); the baseline's largest is "
-        f"{norms.get(ablations.ablation_name('baseline', seed), float('nan')):.2f}. "
-        f"Interval means hide single spikes, so a mean below the threshold does not mean that "
-        f"clipping never acted."))
-baseline_name = ablations.ablation_name("baseline", seed)
-base_error = ablations.cell_error(records, "baseline")
-no_clip_error = ablations.cell_error(records, "clipping_off")
-no_clip_tie = (base_error is not None and no_clip_error is not None and base_error > 0
-               and 1 / ablations.TIE_RATIO < no_clip_error / base_error < ablations.TIE_RATIO)
-if baseline_name in records:
-    activity = ablations.clipping_activity(records[baseline_name])
-    last_step = records[baseline_name]["curves"]["step"][-1]
-    if activity["above"]:
-        display(Markdown(
-            f"In the baseline the interval-mean norm is above the threshold in "
-            f"{activity['above']} of {activity['intervals']} intervals (the last one ending at "
-            f"update {activity['last_above']:,} of {last_step:,}): "
-            f"clipping acts above all early in training."
-            + (" Yet the run without clipping ends within the tie margin of the baseline; Adam "
-               "divides every step by a running estimate of the gradient's scale, which may be "
-               "why rescaling the gradient changes so little here."
-               if no_clip_tie else "")))
-    else:
-        display(Markdown("In the baseline the interval-mean norm never exceeds the threshold."))
+        f"({ablations.CELL_LABELS[cell]}, seed {loudest_seed}); the baseline's largest is "
+        + (", ".join(f"{n:.2f} (seed {s})" for s, n in sorted(baseline_norms.items()))
+           or "not known (no baseline run)")
+        + ". Interval means hide single spikes, so a mean below the threshold does not mean that "
+          "clipping never acted."))
+display(Markdown(ablations.clipping_summary(records)))
+no_clip = ablations.compare_cells(records, "clipping_off")
+if no_clip["kind"] in ("overlap", "tie"):
+    display(Markdown(
+        f"Yet the runs without clipping cannot be told apart from the baseline "
+        f"({no_clip['text']}): Adam divides every step by a running estimate of the gradient's "
+        f"scale, which may be why rescaling the gradient changes so little here."))
 
 # %% [markdown]
 # ## The learning rate
@@ -241,10 +255,12 @@ display(Markdown(ablations.group_summary(records, "lr")))
 # %% [markdown]
 # ## Summary
 #
-# The numbers on this page come from the runs listed in the table above, made with the budget
-# printed at the top (profile shown there). Each sentence below is computed from them.
+# The numbers on this page come from the runs listed in the table above (one row per cell, the
+# records behind each row in its last column), made with the budget printed at the top (profile
+# and seeds shown there). Each sentence below is computed from them.
 
 # %%
 lines = [ablations.group_summary(records, group) for group in ablations.ABLATION_GROUPS]
 display(Markdown("\n".join(f"* {line}" for line in lines)
-                 + f"\n* **Memory or depth:** {ablations.eta_zero_verdict(records)}"))
+                 + f"\n* **Memory or depth:** {ablations.eta_zero_verdict(records)}"
+                 + f"\n* **Where S = 2 and S = 3 stop:** {ablations.stall_summary(records)}"))

@@ -140,15 +140,21 @@ if sweep is not None:
 # ### The grid as it really ran
 #
 # Measured, not projected: the wall time of the committed Table 1 records that were trained
-# with `train`'s default ("auto") step, two sweep workers of one thread each on the 2-core
+# with `train`'s default ("auto") step, sweep workers of one thread each on the 2-core
 # machine (evaluation, checkpoints and compiling included). A cell costs three times the median
 # of its runs; the grid is the sum over the twelve cells of IRNN, LSTM, A-LSTM and fast
-# weights at R = 20, 50, 100, divided by the two workers.
+# weights at R = 20, 50, 100, divided by two workers. Cells whose Table 1 records all predate
+# the compiled step were timed by one more run of their seed-0 configuration with the current
+# step (`results/bench/grid/`, records like any other, not used in Table 1). Most of these
+# runs shared the two cores with two or three other processes, so the figure is an upper
+# bound for a machine that does nothing else.
 
 # %%
 from fwbook import results
+from fwbook.records import REPO_ROOT
 
-grid = results.grid_time(results.load_table1())
+timing_runs = results.load_table1(REPO_ROOT / "results" / "bench" / "grid")
+grid = results.grid_time(results.load_table1() + timing_runs)
 for (model, hidden), cell in grid["cells"].items():
     print(f"{model:<13} R={hidden:<4} median {cell['median_wall_s'] / 60:5.1f} min "
           f"over {cell['runs']} run(s), step: {', '.join(cell['steps'])}")

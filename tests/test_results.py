@@ -174,13 +174,15 @@ def test_grid_time_uses_only_records_that_name_their_step():
         out = {"model": model, "hidden": hidden, "wall_s": wall, "seed": seed,
                "status": "completed", "name": name or f"{model}_R{hidden}_seed{seed}"}
         if step:
-            out["training_step"] = {"path": "compiled", "reason": "auto"}
+            out["training_step"] = {"path": "compiled", "reason": "auto: 40000 updates on the CPU"}
         return out
 
     records = [record("fast_weights", 20, 100.0), record("fast_weights", 20, 300.0, seed=1),
                record("fast_weights", 20, 200.0, seed=2),
                record("lstm", 20, 50.0),
                record("lstm", 20, 9999.0, seed=1, step=False),  # before the auto step: left out
+               {**record("lstm", 20, 9999.0, seed=2),  # a step forced by hand: left out
+                "training_step": {"path": "eager", "reason": "asked for"}},
                record("fast_weights", 20, 9999.0, name="paper_recipe_fast_weights_R20_seed0")]
     grid = results.grid_time(records, models=("fast_weights", "lstm", "irnn"), hidden_sizes=(20,),
                              seeds=3, workers=2)
@@ -208,3 +210,15 @@ def test_control_budget_table_keeps_long_runs_apart(tmp_path):
     # the long run stays out of Table 1's cell
     row = [r for r in results.table1_rows(made) if r["model"] == "ln_irnn"][0]
     assert row["cells"][20]["n"] == 1 and row["cells"][20]["mean"] == pytest.approx(62.0)
+
+
+def test_verdict_reports_the_longer_control_budget():
+    from fwbook.experiments import table1_configs
+
+    configs = table1_configs("paper", seeds=(0,))
+    made = [{"name": name, "model": "ln_irnn", "hidden": 20, "seed": 0, "status": "completed",
+             "test_error": error, "config": configs[name].to_dict()}
+            for name, error in (("ln_irnn_R20_seed0", 0.62), ("long_250k_ln_irnn_R20_seed0", 0.13))]
+    text = results.verdict_markdown(made)
+    assert ("- **LN-IRNN with a longer budget** (`long_250k`, 250,000 updates, R = 20): "
+            "13.00% (n=1), against 62.00% (n=1) after the Table 1 budget.") in text

@@ -179,10 +179,7 @@ def recipes_markdown(records: Iterable[dict], hidden: int = 20, link_base: Optio
     for cell in cells:
         if cell["paths"]:
             name = {"": "ours", "paper_recipe": "the paper's"}.get(cell["recipe"], cell["recipe"])
-            links = ", ".join((f"[{Path(p).stem}]({link_base}{p})"
-                               if link_base is not None and not Path(p).is_absolute()
-                               else f"`{p}`") + (f" {v:.2f}" if v is not None else " diverged")
-                              for p, v in zip(cell["paths"], cell["values"]))
+            links = record_links(cell["paths"], cell["values"], link_base)
             lines.append(f"- {name}: {links}")
     return "\n".join(lines)
 
@@ -206,12 +203,20 @@ def control_budget_markdown(records: Iterable[dict], hidden: int = 20,
             name = recipe or "the profile's (Table 1)"
             lines.append(f"| {model} | {name} | {updates} | {format_cell(cell)} |")
             if cell["paths"]:
-                links = ", ".join((f"[{Path(p).stem}]({link_base}{p})"
-                                   if link_base is not None and not Path(p).is_absolute()
-                                   else f"`{p}`") + (f" {v:.2f}" if v is not None else " diverged")
-                                  for p, v in zip(cell["paths"], cell["values"]))
+                links = record_links(cell["paths"], cell["values"], link_base)
                 listed.append(f"- {model}, {name}: {links}")
     return "\n".join(lines + [""] + listed)
+
+
+def record_links(paths: list[str], values: list[Optional[float]],
+                 link_base: Optional[str] = "") -> str:
+    """``[name](link_base + path) 1.23, ...``: the records behind a cell with their test error
+    (%); "diverged" where a run has none. ``link_base=None`` (or an absolute path) prints the
+    path as code instead of a link."""
+    return ", ".join((f"[{Path(p).stem}]({link_base}{p})"
+                      if link_base is not None and not Path(p).is_absolute() else f"`{p}`")
+                     + (f" {v:.2f}" if v is not None else " diverged")
+                     for p, v in zip(paths, values))
 
 
 def compute_spent(records: Iterable[dict]) -> dict:
@@ -226,8 +231,9 @@ def grid_time(records: Iterable[dict], models: tuple[str, ...] = TABLE1_MODELS,
               ) -> dict:
     """How long the Table 1 grid takes with the current training step, from measured runs.
 
-    Only records that say which training step they used (``record["training_step"]``, written
-    since ``train`` got its "auto" step) count, and only the profile's own recipe. A cell
+    Only records trained with ``train``'s default step (``record["training_step"]["reason"]``
+    starting "auto", written since ``train`` got its "auto" step) count: not older records,
+    nor runs whose step was forced (e.g. resumed eagerly), and only the profile's own recipe. A cell
     (model, R) costs ``seeds`` times the median wall time of its measured runs; the grid is
     the sum over cells divided by ``workers`` parallel sweep workers (one thread each).
 
@@ -238,8 +244,10 @@ def grid_time(records: Iterable[dict], models: tuple[str, ...] = TABLE1_MODELS,
     """
     by_cell: dict[tuple[str, int], list[dict]] = {}
     for record in records:
-        if "training_step" not in record or recipe_of(record) or record.get("status") != "completed":
-            continue
+        step = record.get("training_step") or {}
+        if not str(step.get("reason", "")).startswith("auto") or recipe_of(record) \
+                or record.get("status") != "completed":
+            continue  # older records, runs with a forced step, other recipes, failures
         key = (record["model"], record["hidden"])
         if key[0] in models and key[1] in hidden_sizes:
             by_cell.setdefault(key, []).append(record)
@@ -316,11 +324,7 @@ def table1_markdown(rows: list[dict], link_base: Optional[str] = "") -> str:
             paths, values = row["cells"][r]["paths"], row["cells"][r]["values"]
             if not paths:
                 continue
-            links = ", ".join((f"[{Path(p).stem}]({link_base}{p})"
-                               if link_base is not None and not Path(p).is_absolute()
-                               else f"`{p}`")
-                              + (f" {v:.2f}" if v is not None else " diverged")
-                              for p, v in zip(paths, values))
+            links = record_links(paths, values, link_base)
             lines.append(f"- {label}, R = {r}: {links}")
     return "\n".join(lines)
 
@@ -536,6 +540,17 @@ def verdict_markdown(records: Iterable[dict]) -> str:
         paper = f" (paper: {cell['paper']:g}%)" if cell["paper"] is not None else " (not in the paper)"
         controls.append(f"{label} {format_cell(cell, unit='%')}{paper}")
     lines.append("- **Controls at R = 20**: " + "; ".join(controls) + ".")
+    for recipe, settings in CONTROL_RECIPES.items():
+        longer = [r for r in records if recipe_of(r) == recipe and r.get("hidden") == 20]
+        for model in sorted({r["model"] for r in longer}):
+            cell = _summary([r for r in longer if r["model"] == model])
+            base = rows[model]["cells"][20] if model in rows else None
+            label = MODEL_LABELS.get(model, model)
+            against = (f", against {format_cell(base, unit='%')} after the Table 1 budget"
+                       if base and base["n"] else "")
+            lines.append(f"- **{label} with a longer budget** (`{recipe}`, "
+                         f"{settings['steps']:,} updates, R = 20): {format_cell(cell, unit='%')}"
+                         f"{against}.")
     missing = missing_cells(list(rows.values()))
     if missing:
         lines.append(f"- **Not run yet** ({len(missing)} cells): " + ", ".join(missing) + ".")
