@@ -1,7 +1,9 @@
 """Fast paths equal the plain path: compiled step, batched seeds, CUDA graphs (GPU only).
 
-One real (inductor) compile at most, on a tiny model; the rest uses the quick ``aot_eager``
-backend, which exercises the same tracing and autograd plumbing.
+The compiled step is what ``train`` runs by default for long CPU runs, so the real (inductor)
+compile is tested whenever a C++ compiler is present: one tiny graph (T = 5, H = 8, batch 16,
+~30 s cold on 2 cores), reused from inductor's cache by the ``train`` test. The rest uses the
+quick ``aot_eager`` backend, which exercises the same tracing and autograd plumbing.
 """
 
 from __future__ import annotations
@@ -16,8 +18,13 @@ from fwbook.batched import check_batchable, lstm_forward, train_batched
 from fwbook.data import associative_retrieval
 from fwbook.experiments import retrieval_config
 from fwbook.models import ModelConfig, build_model
-from fwbook.speed import FastPathWarning, compiled_training_step
-from fwbook.train import plain_training_step, train
+from fwbook.speed import (AUTO_COMPILE_MIN_UPDATES, FastPathWarning, _cpp_compiler,
+                          choose_training_step, compiled_training_step)
+from fwbook.train import TrainConfig, plain_training_step, train
+
+needs_cpp = pytest.mark.skipif(_cpp_compiler() is None,
+                               reason="TorchInductor needs a C++ compiler on the CPU (none found); "
+                                      "train's 'auto' step is eager here too")
 
 TOLERANCE = 1e-5
 
@@ -60,15 +67,87 @@ def test_traced_step_equals_plain_step():
     assert step.compiled and step.fallback_reason is None and step.compile_s > 0
 
 
-@pytest.mark.skipif(os.environ.get("FWBOOK_COMPILE_TESTS") != "1",
-                    reason="a real inductor compile takes 1-5 min on a busy 2-core machine; "
-                           "set FWBOOK_COMPILE_TESTS=1 to run it")
+@needs_cpp
 def test_inductor_compiled_step_equals_plain_step():
     """The real fast path (TorchInductor), one tiny compile: T = 5, H = 8, batch 16."""
     plain, fast = _pair("fast_weights")
     step = compiled_training_step(fast, torch.optim.Adam(fast.parameters(), lr=1e-2), 0.5)
     _assert_steps_equal(step, plain, fast, _batches())
     assert step.compiled, step.fallback_reason
+
+
+def _tiny_config(steps=6, seed=0):
+    # the shapes of _batches(): T = 5 (one pair), batch 16, H = 8: inductor's cache is reused
+    return TrainConfig(model=ModelConfig(model="fast_weights", hidden=8), num_pairs=1,
+                       num_train=64, num_validation=32, num_test=32, batch_size=16,
+                       steps=steps, eval_every=3, lr=1e-2, seed=seed)
+
+
+@needs_cpp
+def test_train_with_the_compiled_step_equals_eager_training():
+    eager = train(_tiny_config(), quiet=True, device="cpu", step="eager")
+    compiled = train(_tiny_config(), quiet=True, device="cpu", step="compiled")
+    assert eager["training_step"] == {"path": "eager", "reason": "asked for"}
+    assert compiled["training_step"]["path"] == "compiled"
+    assert compiled["training_step"]["compile_s"] > 0
+    assert compiled["config_hash"] == eager["config_hash"]  # the step is not part of the config
+    for name in ("train_loss", "val_loss", "grad_norm"):
+        assert compiled["curves"][name] == pytest.approx(eager["curves"][name], rel=1e-4, abs=1e-5)
+    assert compiled["test_error"] == pytest.approx(eager["test_error"], abs=1 / 32 + 1e-9)
+
+
+def test_auto_step_compiles_long_cpu_runs_only():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    long_run = AUTO_COMPILE_MIN_UPDATES
+    path, reason = choose_training_step("auto", "fast_weights", long_run, cpu)
+    assert path == ("compiled" if _cpp_compiler() else "eager")
+    assert choose_training_step("auto", "alstm", 40_000, cpu)[0] == path
+    assert choose_training_step("auto", "fast_weights", long_run - 1, cpu) == (
+        "eager", f"auto: {long_run - 1} updates are too few to repay compiling "
+                 f"(compiled from {long_run})")
+    path, reason = choose_training_step("auto", "lstm", 40_000, cpu)
+    assert path == "eager" and "nn.LSTM" in reason
+    path, reason = choose_training_step("auto", "fast_weights", 40_000, cuda)
+    assert path == "eager" and "only when asked for" in reason
+    assert choose_training_step("eager", "fast_weights", 40_000, cpu) == ("eager", "asked for")
+    assert choose_training_step("compiled", "lstm", 10, cpu) == ("compiled", "asked for")
+
+
+def test_unknown_training_step_is_a_clear_error():
+    with pytest.raises(ValueError, match="training step must be one of auto, eager, compiled; "
+                                         "got 'fast'"):
+        choose_training_step("fast", "fast_weights", 10, torch.device("cpu"))
+    with pytest.raises(ValueError, match="training step must be one of"):
+        train(_tiny_config(), quiet=True, device="cpu", step="fast")
+
+
+def test_fast_path_config_contradicting_eager_step_is_an_error():
+    config = TrainConfig(**{**_tiny_config().__dict__, "fast_path": True})
+    with pytest.raises(ValueError, match="fast_path asks for the compiled step but step='eager'"):
+        train(config, quiet=True, device="cpu", step="eager")
+
+
+def test_short_runs_record_the_eager_step():
+    record = train(_tiny_config(), quiet=True, device="cpu")
+    assert record["training_step"]["path"] == "eager"
+    assert "too few" in record["training_step"]["reason"]
+
+
+def test_many_compiled_steps_in_one_process_all_compile():
+    """A sweep worker builds a compiled step per run; past Dynamo's recompile limit (8) the
+    same code would silently run eagerly unless every step starts from a reset cache."""
+    from torch._dynamo.utils import counters
+
+    limit = torch._dynamo.config.recompile_limit
+    batch = _batches(count=1)[0]
+    for hidden in range(2, limit + 4):  # limit + 2 configurations of distinct shapes
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(model="fast_weights", hidden=hidden))
+        before = counters["stats"]["unique_graphs"]
+        step = compiled_training_step(model, torch.optim.Adam(model.parameters(), lr=1e-2),
+                                      0.5, backend="aot_eager")
+        step(batch.inputs, batch.targets)
+        assert counters["stats"]["unique_graphs"] > before, f"H = {hidden} ran uncompiled"
 
 
 def test_compile_failure_falls_back_with_a_warning():

@@ -39,6 +39,7 @@ def check_writable(path: Path) -> None:
 def _add_train(subparsers) -> None:
     from .models import MEMORY_FORMS, MODEL_NAMES
     from .train import LR_SCHEDULES, TrainConfig
+    from .speed import AUTO_COMPILE_MIN_UPDATES, TRAINING_STEPS
 
     defaults = TrainConfig()
     parser = subparsers.add_parser(
@@ -75,8 +76,13 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0, help="initialisation and data-order seed")
     parser.add_argument("--data-seed", type=non_negative_int, default=0, help="seed of the data set")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--step", choices=TRAINING_STEPS, default="auto",
+                        help="training step: auto compiles runs of >= "
+                             f"{AUTO_COMPILE_MIN_UPDATES:,} updates on the CPU (not lstm); "
+                             "eager never compiles; compiled always does. Same maths, tested "
+                             "equal (default: %(default)s)")
     parser.add_argument("--fast-path", action="store_true",
-                        help="use the compiled training step (same results, faster)")
+                        help="the same as --step compiled")
     parser.add_argument("--output", type=Path, default=Path("runs/fast_weights_R20.json"),
                         help="run record path (default: %(default)s)")
     parser.add_argument("--checkpoint", type=Path, default=None,
@@ -97,7 +103,10 @@ def _run_train(args, parser) -> int:
                              seed=args.seed, data_seed=args.data_seed, lr=args.lr,
                              lr_schedule=args.lr_schedule, batch_size=args.batch,
                              steps=args.steps, eval_every=min(args.eval_every, args.steps),
-                             clip_norm=args.clip or None, fast_path=args.fast_path)
+                             clip_norm=args.clip or None)
+        step = "compiled" if args.fast_path else args.step
+        if args.fast_path and args.step == "eager":
+            raise ValueError("--fast-path and --step eager contradict each other")
         resolve_device(args.device)
         output = args.output
         check_writable(output)
@@ -109,7 +118,7 @@ def _run_train(args, parser) -> int:
     except ValueError as error:
         parser.error(str(error))
     record = train(config, output=output, device=args.device, checkpoint=checkpoint,
-                   quiet=args.quiet)
+                   quiet=args.quiet, step=step)
     if record["status"] != "completed":
         print(f"fwbook train: {record['message']}; record written to {output}", file=sys.stderr)
         return EXIT_DIVERGED

@@ -17,6 +17,8 @@ silently different ones.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 import warnings
 from typing import Callable, Optional
@@ -24,8 +26,53 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CompiledStep", "FastPathWarning", "compiled_training_step", "clip_gradients",
-           "use_foreach_adam"]
+__all__ = ["AUTO_COMPILE_MIN_UPDATES", "CompiledStep", "FastPathWarning", "TRAINING_STEPS",
+           "choose_training_step", "compiled_training_step", "clip_gradients", "use_foreach_adam"]
+
+TRAINING_STEPS = ("auto", "eager", "compiled")
+# "auto" compiles a run with at least this many updates: a cold compile takes ~5-45 s here
+# (~4 s from inductor's on-disk cache), a few hundred updates of the eager step
+AUTO_COMPILE_MIN_UPDATES = 5_000
+# Dynamo refuses nn.LSTM (a fused mkldnn kernel is already fast eager): never auto-compiled
+EAGER_MODELS = ("lstm",)
+
+
+def _cpp_compiler() -> Optional[str]:
+    """The C++ compiler inductor would use on the CPU, or None when there is none."""
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def choose_training_step(requested: str, model: str, updates: int, device: torch.device
+                         ) -> tuple[str, str]:
+    """Which training step a run uses, and why: ``("eager" | "compiled", reason)``.
+
+    ``requested="auto"`` (what ``fwbook train`` and the sweeps use) picks the compiled step
+    for runs of at least :data:`AUTO_COMPILE_MIN_UPDATES` updates on the CPU with a C++
+    compiler present, for every model Dynamo can trace (not ``lstm``); otherwise the plain
+    eager step. On CUDA "auto" stays eager: the CUDA-graph step has not been checked on a GPU
+    by this project yet, so it runs only when asked for. "eager" and "compiled" are obeyed.
+
+    Raises:
+        ValueError: ``requested`` is not one of :data:`TRAINING_STEPS`.
+    """
+    if requested not in TRAINING_STEPS:
+        raise ValueError(f"training step must be one of {', '.join(TRAINING_STEPS)}; "
+                         f"got {requested!r}")
+    if requested != "auto":
+        return requested, "asked for"
+    if model in EAGER_MODELS:
+        return "eager", f"auto: {model} is not compiled (Dynamo does not trace nn.LSTM)"
+    if updates < AUTO_COMPILE_MIN_UPDATES:
+        return "eager", (f"auto: {updates} updates are too few to repay compiling "
+                         f"(compiled from {AUTO_COMPILE_MIN_UPDATES})")
+    if device.type != "cpu":
+        return "eager", "auto: the compiled step is used on CUDA only when asked for"
+    if _cpp_compiler() is None:
+        return "eager", "auto: no C++ compiler found for TorchInductor"
+    return "compiled", f"auto: {updates} updates on the CPU"
 
 
 class FastPathWarning(RuntimeWarning):
@@ -82,6 +129,12 @@ class CompiledStep:
         self.compiled: Optional[bool] = None
         self.fallback_reason: Optional[str] = None
         use_foreach_adam(optimizer)
+        # Every CompiledStep compiles the same code object (loss_of below). Dynamo keeps at
+        # most torch._dynamo.config.cache_size_limit compiled versions of one code object and
+        # then silently runs it eagerly, which a sweep worker training many configurations
+        # would reach. Start afresh instead; inductor's on-disk cache makes recompiling a
+        # graph seen before take seconds. (An earlier CompiledStep still works: it retraces.)
+        torch.compiler.reset()
 
         def loss_of(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(model(inputs), targets)  # mean over the batch

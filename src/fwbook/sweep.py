@@ -138,7 +138,7 @@ def _alive(pid: int) -> bool:
 
 
 def _run_one(name: str, config_dict: dict, directory: str, checkpoint_file: str,
-             profile: Optional[str], device: str) -> dict:
+             profile: Optional[str], device: str, step: str = "auto") -> dict:
     """Train one run (in a worker process) and write its record; returns the record.
 
     A lock file beside the checkpoint keeps a second live sweep process off the same run.
@@ -154,7 +154,7 @@ def _run_one(name: str, config_dict: dict, directory: str, checkpoint_file: str,
         if existing is not None:  # finished by another process since this sweep started
             return {"name": name, **existing}
         record = train(config, output=None, device=device, checkpoint=checkpoint_file,
-                       quiet=True, profile=profile)
+                       quiet=True, profile=profile, step=step)
         record = {"name": name, **record}
         write_record(record_path(directory, name), record)
         return record
@@ -179,7 +179,8 @@ def _describe(name: str, record: dict) -> str:
 def run_sweep(configs: dict[str, TrainConfig], directory: str | os.PathLike,
               workers: Optional[int] = None, profile: Optional[str] = None, quiet: bool = False,
               device: str = "cpu", checkpoint_dir: str | os.PathLike | None = None,
-              on_record: Optional[Callable[[str, dict, Path], None]] = None) -> list[dict]:
+              on_record: Optional[Callable[[str, dict, Path], None]] = None,
+              step: str = "auto") -> list[dict]:
     """Train every configuration that has no record yet; return all records in ``configs`` order.
 
     Args:
@@ -194,6 +195,8 @@ def run_sweep(configs: dict[str, TrainConfig], directory: str | os.PathLike,
             :func:`default_checkpoint_dir`.
         on_record: called as ``on_record(name, record, path)`` in this process after each new
             record is written (the CLI commits it to git there).
+        step: every run's training step ("auto", "eager" or "compiled"; see
+            :func:`fwbook.train.train`).
     Returns:
         one record per configuration (each with ``name``; read back or newly trained).
     Raises:
@@ -237,7 +240,7 @@ def run_sweep(configs: dict[str, TrainConfig], directory: str | os.PathLike,
     def job(name: str) -> tuple:
         config = configs[name]
         return (name, config.to_dict(), str(directory),
-                str(checkpoint_path(checkpoint_dir, name, config)), profile, device)
+                str(checkpoint_path(checkpoint_dir, name, config)), profile, device, step)
 
     try:
         if workers == 1 or len(todo) <= 1:

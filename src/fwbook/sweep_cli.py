@@ -54,6 +54,9 @@ def add_parser(subparsers, parser_class) -> None:
                         help="afterwards rewrite the block between <!-- table1:start --> and "
                              "<!-- table1:end --> of this markdown file (table1 only)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument("--step", choices=("auto", "eager", "compiled"), default="auto",
+                        help="training step of every run: auto compiles long CPU runs (not "
+                             "lstm); the same maths either way (default: %(default)s)")
     parser.set_defaults(handler=run)
 
 
@@ -127,7 +130,7 @@ def run(args, parser) -> int:
 
         try:
             run_sweep(configs, directory, workers=args.workers, profile=args.profile,
-                      quiet=args.quiet, on_record=commit)
+                      quiet=args.quiet, on_record=commit, step=args.step)
         except SweepFailed as error:
             print(f"fwbook sweep: {error}")
             return 1

@@ -46,7 +46,9 @@ class TrainConfig:
     clip_norm: Optional[float] = 5.0  # clip the global gradient norm; None: no clipping
     eval_every: int = 1_000  # updates between validation passes (and curve points)
     checkpoint_every: int = 0  # updates between checkpoints; 0: only when a checkpoint path is set, at every eval
-    fast_path: bool = False  # use the compiled training step (fwbook.speed), tested equal to the plain one
+    # always use the compiled step (fwbook.speed), tested equal to the plain one; False leaves
+    # the choice to train(step="auto"), which compiles long CPU runs (kept for old records)
+    fast_path: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -201,7 +203,7 @@ def load_checkpoint(path: str | os.PathLike, config: TrainConfig) -> dict:
 def train(config: TrainConfig, output: str | os.PathLike | None = None, device: str = "auto",
           checkpoint: str | os.PathLike | None = None, quiet: bool = False,
           profile: Optional[str] = None, stop_after: Optional[int] = None,
-          return_model: bool = False):
+          return_model: bool = False, step: str = "auto"):
     """Train one model on associative retrieval and return its run record.
 
     Args:
@@ -214,11 +216,24 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         stop_after: stop (as if killed) after this many updates, leaving the checkpoint;
             returns None. Used by tests of resuming.
         return_model: also return the trained model (on ``device``, in eval mode).
+        step: the training step: "auto" (compiled for long CPU runs, see
+            :func:`fwbook.speed.choose_training_step`), "eager" or "compiled". Both steps do
+            the same maths (tested equal); the record says which ran and how long compiling
+            took. ``config.fast_path`` forces "compiled".
     Returns:
         the run record dict (``record["status"]`` is "completed" or "diverged"), or
         ``(record, model)`` when ``return_model`` is true.
     """
+    from .speed import choose_training_step, compiled_training_step
+
     torch_device = resolve_device(device)
+    if config.fast_path:
+        if step == "eager":
+            raise ValueError("config.fast_path asks for the compiled step but step='eager' "
+                             "was given; drop one of the two")
+        step = "compiled"
+    step_path, step_reason = choose_training_step(step, config.model.model, config.steps,
+                                                  torch_device)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     data = make_splits(config.data_seed, config.num_pairs, config.num_train,
@@ -231,8 +246,7 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         model = build_model(config.model)
     model.to(torch_device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    if config.fast_path:
-        from .speed import compiled_training_step
+    if step_path == "compiled":
         step_function = compiled_training_step(model, optimizer, config.clip_norm)
     else:
         def step_function(inputs, targets):
@@ -331,6 +345,7 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         "config_hash": config_hash(config_dict),
         **provenance(torch_device),
         "wall_s": round(time.perf_counter() - started, 2),
+        "training_step": _step_summary(step_path, step_reason, step_function),
         "started_at": started_at,
         "curves": thin_curve(curves),
     }
@@ -341,6 +356,18 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
     if return_model:
         return record, model.eval()
     return record
+
+
+def _step_summary(path: str, reason: str, step_function) -> dict:
+    """What the record says about the training step: which ran, why, compile time."""
+    summary = {"path": path, "reason": reason}
+    if path == "compiled":
+        summary["compile_s"] = (round(step_function.compile_s, 2)
+                                if step_function.compile_s is not None else None)
+        if step_function.compiled is False:  # compiling failed: the plain step ran
+            summary["path"] = "eager"
+            summary["reason"] = f"compile failed, fell back: {step_function.fallback_reason}"
+    return summary
 
 
 def with_overrides(config: TrainConfig, **changes) -> TrainConfig:
