@@ -215,6 +215,12 @@ display(Markdown(results.ranking_markdown(records, hidden=20)))
 spent = results.compute_spent(records)
 print(f"{spent['runs']} runs, {spent['hours']:.2f} hours of training wall time "
       f"({profile} profile).")
+folders = results.compute_by_folder()
+print("All committed run records of the book, by folder under results/ (training wall time):")
+for folder, entry in folders.items():
+    print(f"  {folder:<12} {entry['runs']:>3} runs  {entry['hours']:6.2f} h")
+print(f"  {'in all':<12} {sum(e['runs'] for e in folders.values()):>3} runs  "
+      f"{sum(e['hours'] for e in folders.values()):6.2f} h")
 
 # %% [markdown]
 # ## Summary

@@ -162,6 +162,9 @@ print(f"Table 1 grid ({len(grid['cells'])} of 12 cells measured, {grid['seeds']}
       f"{grid['workers']} workers: {grid['grid_hours']:.2f} h")
 if grid["missing"]:
     print("cells without a run of the current step:", ", ".join(grid["missing"]))
+else:
+    verdict = "within" if grid["grid_hours"] <= 2 else "over"
+    print(f"The whole grid is {verdict} the project's target of 2 hours on this 2-core machine.")
 
 # %% [markdown]
 # ## Time to accuracy

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import json
 import matplotlib
 import pytest
 
@@ -222,3 +223,15 @@ def test_verdict_reports_the_longer_control_budget():
     text = results.verdict_markdown(made)
     assert ("- **LN-IRNN with a longer budget** (`long_250k`, 250,000 updates, R = 20): "
             "13.00% (n=1), against 62.00% (n=1) after the Table 1 budget.") in text
+
+
+def test_compute_by_folder_counts_run_records_only(tmp_path):
+    (tmp_path / "table1").mkdir()
+    (tmp_path / "catch" / "runs").mkdir(parents=True)
+    (tmp_path / "table1" / "a.json").write_text(json.dumps({"seed": 0, "wall_s": 1800}))
+    (tmp_path / "table1" / "b.json").write_text(json.dumps({"seed": 1, "wall_s": 1800}))
+    (tmp_path / "catch" / "runs" / "c.json").write_text(json.dumps({"seed": 0, "wall_time_s": 360}))
+    (tmp_path / "bench.json").write_text(json.dumps({"suite": "tta", "rows": []}))  # not a run
+    (tmp_path / "broken.json").write_text("{")
+    assert results.compute_by_folder(tmp_path) == {
+        "catch/runs": {"runs": 1, "hours": 0.1}, "table1": {"runs": 2, "hours": 1.0}}

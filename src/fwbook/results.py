@@ -269,6 +269,36 @@ def grid_time(records: Iterable[dict], models: tuple[str, ...] = TABLE1_MODELS,
             "workers": workers, "seeds": seeds}
 
 
+def compute_by_folder(root: str | os.PathLike = REPO_ROOT / "results") -> dict[str, dict]:
+    """Training wall time of every run record under ``root``, per folder.
+
+    A run record is a JSON object with a ``seed`` and a wall time (``wall_s``, or
+    ``wall_time_s`` in the Catch records); benchmark documents and other files are skipped.
+
+    Returns:
+        ``{folder relative to root: {"runs", "hours"}}``, folders sorted.
+    """
+    import json
+
+    root = Path(root)
+    totals: dict[str, dict] = {}
+    for path in sorted(root.rglob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict) or "seed" not in record:
+            continue
+        wall = record.get("wall_s", record.get("wall_time_s"))
+        if wall is None:
+            continue
+        folder = path.parent.relative_to(root).as_posix()
+        entry = totals.setdefault(folder, {"runs": 0, "hours": 0.0})
+        entry["runs"] += 1
+        entry["hours"] += float(wall) / 3600
+    return dict(sorted(totals.items()))
+
+
 def format_cell(cell: dict, show_n: bool = True, unit: str = "") -> str:
     """``1.23 ± 0.10 (n=3)`` (``unit="%"``: ``1.23 ± 0.10% (n=3)``), with a note for diverged
     runs; "not run yet" when the cell has no record."""
