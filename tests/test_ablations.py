@@ -160,7 +160,7 @@ def test_committed_paper_records_match_the_grid():
     directory = ablations.RESULTS_DIR
     if not directory.exists():
         pytest.skip("no committed ablation records")
-    configs = ablations.ablation_configs("paper")
+    configs = ablations.ablation_configs("paper", seeds=ablations.PAPER_SEEDS)
     for path in directory.glob("ablation_*.json"):
         record = json.loads(path.read_text())
         assert path.stem in configs, path
