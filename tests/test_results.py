@@ -235,3 +235,15 @@ def test_compute_by_folder_counts_run_records_only(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     assert results.compute_by_folder(tmp_path) == {
         "catch/runs": {"runs": 1, "hours": 0.1}, "table1": {"runs": 2, "hours": 1.0}}
+
+
+def test_verdict_names_larger_r_cells_where_the_paper_is_better():
+    made = [{"name": f"lstm_R100_seed{s}", "model": "lstm", "hidden": 100, "seed": s,
+             "status": "completed", "test_error": e, "config": {"steps": 40_000}}
+            for s, e in ((0, 0.04), (1, 0.05))]
+    made.append({"name": "irnn_R100_seed0", "model": "irnn", "hidden": 100, "seed": 0,
+                 "status": "completed", "test_error": 0.01, "config": {"steps": 40_000}})
+    text = results.verdict_markdown(made)
+    line = next(l for l in text.splitlines() if l.startswith("- **Larger R"))
+    assert "LSTM R = 100 4.50 ± 0.71% (n=2) (paper: 0%)" in line
+    assert "IRNN" not in line  # 1.00% against the paper's 0.34%: within 1 point
