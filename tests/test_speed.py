@@ -8,8 +8,6 @@ quick ``aot_eager`` backend, which exercises the same tracing and autograd plumb
 
 from __future__ import annotations
 
-import os
-import warnings
 
 import pytest
 import torch
