@@ -123,8 +123,8 @@ if cost is not None:
 # against the same three seeds trained as one batched model
 # (`fwbook.batched.train_batched`: stacked weights and `torch.func.vmap`, each seed with its
 # own initialisation, data order, clipping and record, tested equal to single runs). The
-# sweep does not use batching: with compiling it gained less than the compiled step, and it
-# has no checkpoints.
+# sweep does not use batching: it gains less than compiling the step does, and it has no
+# checkpoints.
 
 # %%
 sweep = documents["sweep"]
@@ -158,13 +158,13 @@ grid = results.grid_time(results.load_table1() + timing_runs)
 for (model, hidden), cell in grid["cells"].items():
     print(f"{model:<13} R={hidden:<4} median {cell['median_wall_s'] / 60:5.1f} min "
           f"over {cell['runs']} run(s), step: {', '.join(cell['steps'])}")
-print(f"Table 1 grid ({len(grid['cells'])} of 12 cells measured, {grid['seeds']} seeds each) on "
+print(f"Table 1 grid: {len(grid['cells'])} of 12 cells measured, {grid['seeds']} seeds each,\n"
       f"{grid['workers']} workers: {grid['grid_hours']:.2f} h")
 if grid["missing"]:
     print("cells without a run of the current step:", ", ".join(grid["missing"]))
 else:
     verdict = "within" if grid["grid_hours"] <= 2 else "over"
-    print(f"The whole grid is {verdict} the project's target of 2 hours on this 2-core machine.")
+    print(f"That is {verdict} the project's target of 2 hours on this machine.")
 
 # %% [markdown]
 # ## Time to accuracy

@@ -47,6 +47,9 @@ def test_suites_write_documents_with_provenance(documents):
     assert {r["path"] for r in speedup} == {"reference", "eager"}
     # quick mode compiles nothing, so train's default here is the eager path
     assert [r["path"] for r in speedup if r["default"]] == ["eager"]
+    summary = bench.speedup_summary(results["speedup"])
+    assert summary[0].startswith("R = 8, as multiples of the plain eager reference (")
+    assert "\n  eager path " in summary[0] and summary[0].endswith("[train's default]")
     assert all(r["seq_per_s"] > 0 for r in speedup)
     assert {r["memory"] for r in results["cost"]["rows"]} == {"explicit", "efficient"}
     hours = bench.grid_hours(results["sweep"]["rows"])

@@ -680,6 +680,7 @@ def speedup_summary(document: dict) -> list[str]:
             if rows[path].get("default"):
                 text += " [train's default]"
             parts.append(text)
-        lines.append(f"R = {hidden}: " + ", ".join(parts) + " the plain eager reference "
-                     f"({rows['reference']['seq_per_s']:,.0f} sequences/s)")
+        lines.append(f"R = {hidden}, as multiples of the plain eager reference "
+                     f"({rows['reference']['seq_per_s']:,.0f} sequences/s):\n  "
+                     + ",\n  ".join(parts))
     return lines
