@@ -36,6 +36,7 @@ device = "auto"
 import matplotlib.pyplot as plt
 
 from fwbook import bench
+from fwbook.experiments import PROFILE_SETTINGS
 
 documents = {suite: bench.load_bench(suite) for suite in bench.SUITES}
 source = "read from the committed results/bench/*.json"
@@ -63,7 +64,7 @@ for suite, document in documents.items():
 # unrolled recurrence fused into a few C++ kernels on the CPU), foreach clipping and Adam.
 # Both are tested equal to the plain step (fp32, outputs and gradients within $10^{-5}$).
 #
-# **`train`'s default is `step="auto"`**: it compiles every run of at least 5,000 updates on
+# **`train`'s default is `step="auto"`**: it compiles every run of at least 10,000 updates on
 # the CPU when a C++ compiler is present (fast weights, IRNN, LN-IRNN and A-LSTM; Dynamo does
 # not trace `nn.LSTM`, whose fused kernel is fast anyway) and runs shorter ones eagerly. So
 # `fwbook train`, `fwbook sweep` and the paper profile use the compiled path; the tests and
@@ -81,11 +82,23 @@ if speedup is not None:
 
 # %% [markdown]
 # Compilation is paid once per run and shape; the figures above leave it out and give it
-# apart, timed cold (inductor's caches switched off). With the caches, which live in
-# `/tmp/torchinductor_$USER`, compiling a graph seen before takes a few seconds, so in a sweep
-# only the first run of each shape pays in full. Either way it is a few hundred eager updates,
-# against the paper profile's 40,000.
-#
+# apart, timed cold (inductor's caches switched off). With the caches (on disk; the
+# `TORCHINDUCTOR_CACHE_DIR` environment variable moves them), compiling a graph seen before
+# takes a few seconds, so in a sweep only the first run of each shape pays in full. In
+# updates of the eager step, a cold compile costs:
+
+# %%
+if speedup is not None:
+    for hidden in sorted({r["hidden"] for r in speedup["rows"]}):
+        rows = {r["path"]: r for r in speedup["rows"] if r["hidden"] == hidden}
+        if rows.get("compiled", {}).get("compile_s"):
+            batch = speedup["settings"]["batch_size"]
+            updates = rows["compiled"]["compile_s"] * rows["eager"]["seq_per_s"] / batch
+            print(f"R = {hidden}: {rows['compiled']['compile_s']:.0f} s of compiling = "
+                  f"{updates:,.0f} eager updates of batch {batch}, against the paper "
+                  f"profile's {PROFILE_SETTINGS['paper']['steps']:,} per run")
+
+# %% [markdown]
 # ## Fast weights (Eq. 4 and explicit) against the LSTM
 #
 # Training throughput, forward + backward + Adam, batch 128, all in one run:

@@ -30,9 +30,12 @@ __all__ = ["AUTO_COMPILE_MIN_UPDATES", "CompiledStep", "FastPathWarning", "TRAIN
            "choose_training_step", "compiled_training_step", "clip_gradients", "use_foreach_adam"]
 
 TRAINING_STEPS = ("auto", "eager", "compiled")
-# "auto" compiles a run with at least this many updates: a cold compile takes ~5-45 s here
-# (~4 s from inductor's on-disk cache), a few hundred updates of the eager step
-AUTO_COMPILE_MIN_UPDATES = 5_000
+# "auto" compiles a run with at least this many updates. A cold compile took 10-15 s for fast
+# weights (results/bench/speedup.json: 1,800-3,750 eager updates' worth) and ~45 s for the
+# A-LSTM (~2,500 of its eager updates, measured once); the compiled step saves roughly half of each update's
+# time, so a run of 10,000 updates repays even a cold compile. From inductor's on-disk cache
+# compiling takes seconds.
+AUTO_COMPILE_MIN_UPDATES = 10_000
 # Dynamo refuses nn.LSTM (a fused mkldnn kernel is already fast eager): never auto-compiled
 EAGER_MODELS = ("lstm",)
 
