@@ -169,7 +169,7 @@ for group in ("decay", "fast_lr", "inner_steps"):
 # second half of training, at one particular level. That level has a simple reading: a reader
 # that ignores the query key and answers the digit that occurs most often among the K = 4
 # stored values is right with probability (its count)/4, which over random sequences gives the
-# error printed below (`fwbook.ablations.value_only_error`, computed exactly).
+# error printed below (`fwbook.data.value_only_error`, computed exactly).
 
 # %%
 display(Markdown(ablations.stall_summary(records)))

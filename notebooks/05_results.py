@@ -168,7 +168,7 @@ plt.show()
 # and fast weights keep their lead.
 
 # %%
-from fwbook.ablations import value_only_error
+from fwbook.data import value_only_error
 
 level = 100 * value_only_error()
 print(f"Answering the most frequent digit, ignoring the query: {level:.2f}% error (K = 4).")

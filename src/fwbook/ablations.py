@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .data import DIGITS, PAPER_NUM_PAIRS
+from .data import PAPER_NUM_PAIRS, value_only_error
 from .experiments import PROFILE_SETTINGS, check_profile, retrieval_config
 from .models import ModelConfig, build_model
 from .plots import MODEL_COLORS, use_house_style
@@ -539,26 +539,6 @@ def layer_norm_verdict(records: dict[str, dict], field: str = "test_error") -> s
 
 
 # ---------------------------------------------------------------- the ~62% plateau
-
-def value_only_error(num_pairs: int = PAPER_NUM_PAIRS, num_values: int = len(DIGITS)) -> float:
-    """Expected error (fraction) of a reader that ignores the query key and answers the most
-    frequent value of the sequence.
-
-    Values are ``num_pairs`` draws with replacement from ``num_values`` digits and the query asks
-    for one of the pairs uniformly, so the answer is right with probability
-    (count of the most frequent value) / num_pairs. Computed exactly by enumerating all
-    num_values ** num_pairs value tuples (at most 2,000,000 of them).
-    """
-    for label, value in (("num_pairs", num_pairs), ("num_values", num_values)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be a positive integer, got {value!r}")
-    if num_values ** num_pairs > 2_000_000:
-        raise ValueError(f"num_values ** num_pairs = {num_values ** num_pairs:,} tuples is too "
-                         f"many to enumerate (at most 2,000,000)")
-    tuples = np.indices((num_values,) * num_pairs).reshape(num_pairs, -1).T  # (V^K, K)
-    counts = (tuples[:, :, None] == np.arange(num_values)).sum(axis=1)  # (V^K, V)
-    return float(1 - counts.max(axis=1).mean() / num_pairs)
-
 
 def stalled_runs(records: dict[str, dict], band: float = 0.02) -> dict[str, dict]:
     """Finished runs that sat at the value-only level for the second half of training.

@@ -476,8 +476,7 @@ def plot_speedup(document: dict):
     use_house_style()
     rows = document["rows"]
     hidden_sizes = sorted({row["hidden"] for row in rows})
-    paths = [p for p in ("reference", "eager", "default", "compiled")
-             if any(r["path"] == p for r in rows)]  # "default": records before the "auto" step
+    paths = [p for p in ("reference", "eager", "compiled") if any(r["path"] == p for r in rows)]
     figure, axis = plt.subplots(figsize=(6, 3.5))
     width = 0.8 / len(paths)
     for offset, path in enumerate(paths):
@@ -540,9 +539,8 @@ def plot_time_to_accuracy(document: dict):
     figure, axis = plt.subplots(figsize=(6, 3.5))
     for result in document["rows"]:
         curve = result["curve"]
-        step = result.get("step") or ("compiled" if result.get("fast_path") else "eager")
-        label = f"{step} step"
-        axis.plot(curve["wall_s"], [100 * e for e in curve["val_error"]], label=label)
+        axis.plot(curve["wall_s"], [100 * e for e in curve["val_error"]],
+                  label=f"{result['step']} step")
         for mark in result["thresholds"]:
             if mark["wall_s"] is not None:
                 axis.axvline(mark["wall_s"], linestyle=":", linewidth=0.8, color="grey")
@@ -569,17 +567,11 @@ def plot_sweep(document: dict):
     labels = [f"{r['model']}\nR={r['hidden']}" for r in rows]
     figure, axis = plt.subplots(figsize=(max(6, 0.6 * len(rows)), 3.5))
     positions = range(len(rows))
-    steps = grid_hours(rows)["steps"]  # the paper profile's budget (older files used 100k)
-
-    def per_hour(rate: float, seeds: int) -> float:
-        return 3600 * rate * seeds / steps
-
-    axis.bar([p - 0.2 for p in positions],
-             [per_hour(r["single_updates_per_s"], r["seeds"]) for r in rows], 0.4,
+    axis.bar([p - 0.2 for p in positions], [r["single_models_per_hour"] for r in rows], 0.4,
              label="one by one")
-    axis.bar([p + 0.2 for p in positions],
-             [per_hour(r["batched_updates_per_s"], r["seeds"]) for r in rows], 0.4,
+    axis.bar([p + 0.2 for p in positions], [r["batched_models_per_hour"] for r in rows], 0.4,
              label=f"{rows[0]['seeds']} seeds batched")
+    steps = document["settings"]["grid"]["steps"]
     axis.set_xticks(list(positions))
     axis.set_xticklabels(labels, fontsize=7)
     axis.set_ylabel(f"models / hour ({steps:,} updates each)")
@@ -671,7 +663,7 @@ def speedup_summary(document: dict) -> list[str]:
     for hidden in sorted({row["hidden"] for row in document["rows"]}):
         rows = {r["path"]: r for r in document["rows"] if r["hidden"] == hidden}
         parts = []
-        for path in ("eager", "default", "compiled"):
+        for path in ("eager", "compiled"):
             if path not in rows:
                 continue
             text = f"{path} path {rows[path]['ratio_to_reference']:.2f}x"

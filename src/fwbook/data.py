@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -164,6 +165,28 @@ def associative_retrieval(num_sequences: int, num_pairs: int = PAPER_NUM_PAIRS,
     inputs[:, 2 * k + 2] = keys[rows, slot]
     targets = values[rows, slot]
     return RetrievalSplit(inputs, targets)
+
+
+def value_only_error(num_pairs: int = PAPER_NUM_PAIRS, num_values: int = len(DIGITS)) -> float:
+    """Expected error (fraction) of a reader that ignores the query key and answers the most
+    frequent value of the sequence.
+
+    Values are ``num_pairs`` draws with replacement from ``num_values`` digits and the query asks
+    for one of the pairs uniformly, so the answer is right with probability
+    (count of the most frequent value) / num_pairs. Computed exactly by enumerating all
+    num_values ** num_pairs value tuples (at most 2,000,000 of them). Chapters 4 and 5 use it
+    as the level a model sits at when it has learnt which digits occur but not which key holds
+    which (61.65% for the paper's K = 4).
+    """
+    for label, value in (("num_pairs", num_pairs), ("num_values", num_values)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    if num_values ** num_pairs > 2_000_000:
+        raise ValueError(f"num_values ** num_pairs = {num_values ** num_pairs:,} tuples is too "
+                         f"many to enumerate (at most 2,000,000)")
+    tuples = np.indices((num_values,) * num_pairs).reshape(num_pairs, -1).T  # (V^K, K)
+    counts = (tuples[:, :, None] == np.arange(num_values)).sum(axis=1)  # (V^K, V)
+    return float(1 - counts.max(axis=1).mean() / num_pairs)
 
 
 @dataclass(frozen=True)

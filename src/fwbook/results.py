@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+import statistics
 from statistics import mean, stdev
 from typing import Iterable, Optional
 
-from .experiments import (CONTROL_RECIPES, EXTRA_RECIPES, PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
-                          check_profile)
+from .experiments import (CONTROL_RECIPES, EXTRA_RECIPES, PAPER_TABLE1, TABLE1_EXTRA_MODELS,
+                          TABLE1_HIDDEN, TABLE1_MODELS, check_profile)
 from .records import REPO_ROOT, load_records
 
 TABLE1_DIR = REPO_ROOT / "results" / "table1"
@@ -258,9 +259,7 @@ def grid_time(records: Iterable[dict], models: tuple[str, ...] = TABLE1_MODELS,
             if not members:
                 missing.append(f"{model} R={hidden}")
                 continue
-            walls = sorted(float(r["wall_s"]) for r in members)
-            median = walls[len(walls) // 2] if len(walls) % 2 else \
-                (walls[len(walls) // 2 - 1] + walls[len(walls) // 2]) / 2
+            median = statistics.median(float(r["wall_s"]) for r in members)
             cells[(model, hidden)] = {"runs": len(members), "median_wall_s": median,
                                       "steps": sorted({r["training_step"]["path"]
                                                        for r in members})}

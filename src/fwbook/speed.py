@@ -32,9 +32,9 @@ __all__ = ["AUTO_COMPILE_MIN_UPDATES", "CompiledStep", "FastPathWarning", "TRAIN
 TRAINING_STEPS = ("auto", "eager", "compiled")
 # "auto" compiles a run with at least this many updates. A cold compile took 10-15 s for fast
 # weights (results/bench/speedup.json: 1,800-3,750 eager updates' worth) and ~45 s for the
-# A-LSTM (~2,500 of its eager updates, measured once); the compiled step saves roughly half of each update's
-# time, so a run of 10,000 updates repays even a cold compile. From inductor's on-disk cache
-# compiling takes seconds.
+# A-LSTM (~2,500 of its eager updates, measured once); the compiled step saves roughly half
+# of each update's time, so a run of 10,000 updates repays even a cold compile. From
+# inductor's on-disk cache compiling takes seconds.
 AUTO_COMPILE_MIN_UPDATES = 10_000
 # Dynamo refuses nn.LSTM (a fused mkldnn kernel is already fast eager): never auto-compiled
 EAGER_MODELS = ("lstm",)

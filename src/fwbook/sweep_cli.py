@@ -54,7 +54,9 @@ def add_parser(subparsers, parser_class) -> None:
                         help="afterwards rewrite the block between <!-- table1:start --> and "
                              "<!-- table1:end --> of this markdown file (table1 only)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
-    parser.add_argument("--step", choices=("auto", "eager", "compiled"), default="auto",
+    from .speed import TRAINING_STEPS
+
+    parser.add_argument("--step", choices=TRAINING_STEPS, default="auto",
                         help="training step of every run: auto compiles long CPU runs (not "
                              "lstm); the same maths either way (default: %(default)s)")
     parser.set_defaults(handler=run)
