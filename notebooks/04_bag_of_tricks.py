@@ -40,8 +40,8 @@
 #
 # **What runs here.** `smoke` trains the whole grid for a few dozen updates on a tiny data set
 # (seconds; the numbers mean nothing). `quick` trains it with a small budget (printed below) on
-# the full training set: about five minutes on two CPU cores, enough to see early-training
-# differences but not final errors. Both train one seed per cell (the `seed` parameter).
+# the full training set: under a minute on two CPU cores (see the reproduce page), enough to
+# see early-training differences but not final errors. Both train one seed per cell (the `seed` parameter).
 # `paper` trains nothing: it reads the committed records in `results/ablations/`, made with
 # `python -m fwbook sweep ablations --profile paper` (seeds 0, 1 and 2), and uses a record
 # only if its configuration hash matches the grid exactly. The paper profile has three seeds
@@ -59,7 +59,7 @@
 # is called a tie, and the sentence says that it rests on one seed.
 
 # %% tags=["parameters"]
-profile = "quick"  # "smoke" (seconds), "quick" (about five minutes on 2 CPU cores) or "paper" (records)
+profile = "quick"  # "smoke" (seconds), "quick" (under a minute on 2 CPU cores) or "paper" (records)
 seed = 0  # seed trained by smoke and quick; paper reads ablations.PAPER_SEEDS
 device = "auto"  # unused: the grid trains on the CPU, one process per core
 

@@ -209,9 +209,7 @@ display(Markdown(
     "need not learn it."
     if quiet_reads else
     "In this model the keys still move by more than a hundredth of what they move in a fresh "
-    "network, so even approximately the reads cannot be left out of the keys. (The "
-    "paper-profile model, trained longer, reads almost nothing before the query; see the "
-    "`paper` profile.)"))
+    "network, so even approximately the reads cannot be left out of the keys."))
 
 # %% [markdown]
 # ### How much parallelism would buy (one measurement)
@@ -265,4 +263,5 @@ display(Markdown(
 # * Unlike a linear transformer, the keys are the RNN's own outputs, which depend on earlier
 #   reads through the layer norm and the ReLU, so the exact model cannot be processed in
 #   parallel chunks. Measured above: in a fresh network every key depends on earlier reads;
-#   the trained model has learned to read almost nothing until the query arrives.
+#   whether the trained model has learned to read almost nothing until the query arrives is
+#   decided by its measurement above, for the profile this page was built with.

@@ -112,9 +112,9 @@ if throughput is not None:
 # ## Memory cost against $H$ and $T$: where Eq. 4 wins
 #
 # The explicit form carries $A(t)$, $B \cdot H^2$ numbers per step; Eq. 4 carries the past
-# hidden states, $B \cdot t \cdot H$ at step $t$. So Eq. 4 should win while $T < H$ and lose
-# beyond; the measurement below shows where the crossover really lies (longer sequences come
-# from more key-value pairs, $T = 2K + 3$).
+# hidden states, $B \cdot t \cdot H$ at step $t$. Counting numbers alone, Eq. 4 should win
+# while $T < H$ and lose beyond; the measurement below shows whether and where the crossover
+# really comes (longer sequences come from more key-value pairs, $T = 2K + 3$).
 
 # %%
 cost = documents["cost"]
@@ -202,8 +202,28 @@ if tta is not None:
 # - `train`'s default path for long CPU runs is the compiled step, faster than the plain
 #   eager Eq. 4 code by the ratio printed above (the eager step alone gains less); compiling
 #   takes seconds to tens of seconds per shape.
-# - Eq. 4 beats the explicit fast-weight matrix by a factor that grows with $H$ at the
-#   paper's $T = 11$; the cost plot shows where longer sequences turn this around.
-# - Batching seeds helps most where per-operation overhead dominates (small models) and can
-#   lose where PyTorch already has a fused kernel (`nn.LSTM`).
 # - All figures are CPU figures from a shared machine; GPU figures are not measured yet.
+#
+# From the measurements above:
+
+# %%
+if cost is not None:
+    ratios = {(r["seq_len"], r["hidden"]): None for r in cost["rows"]}
+    for key in ratios:
+        rates = {r["memory"]: r["seq_per_s"] for r in cost["rows"]
+                 if (r["seq_len"], r["hidden"]) == key}
+        ratios[key] = rates["efficient"] / rates["explicit"]
+    (low_t, low_h), low = min(ratios.items(), key=lambda item: item[1])
+    losses = [f"T = {t}, H = {h}" for (t, h), ratio in sorted(ratios.items()) if ratio < 1]
+    print(f"- Eq. 4 against the explicit matrix: from {low:.2f}x (T = {low_t}, H = {low_h}) "
+          f"to {max(ratios.values()):.2f}x; "
+          + (f"the explicit form wins at {', '.join(losses)}." if losses else
+             "the explicit form wins nowhere in this grid, T up to "
+             f"{max(t for t, _ in ratios)} (with T > H at H = {min(h for _, h in ratios)})."))
+if sweep is not None:
+    gains = sorted(sweep["rows"], key=lambda r: r["batched_speedup"])
+    print(f"- Batching {gains[0]['seeds']} seeds: from {gains[0]['batched_speedup']:.2f}x "
+          f"({gains[0]['model']}, R = {gains[0]['hidden']}) to {gains[-1]['batched_speedup']:.2f}x "
+          f"({gains[-1]['model']}, R = {gains[-1]['hidden']}); slower than one by one for "
+          + (", ".join(f"{r['model']} R = {r['hidden']}" for r in gains
+                       if r["batched_speedup"] < 1) or "none") + ".")

@@ -22,9 +22,9 @@ from .train import TrainConfig, with_overrides
 PROFILES = ("smoke", "quick", "paper")
 
 # Per-profile training budget. "paper" uses the paper's data sizes and batch of 128 but a
-# measured recipe: Adam lr 1e-3 (constant) for 40,000 updates took fast weights at R = 20 to
-# 0.96% test error on this CPU (seed 0), under the paper's 1.81%. The paper's own lr of 1e-4
-# (PAPER.md) is kept as PAPER_RECIPE and run beside it at the same budget (Table 1 sweep).
+# recipe chosen from a single-seed pilot: Adam lr 1e-3 (constant) for 40,000 updates. Over
+# three seeds it does not beat the paper's own lr of 1e-4 (PAPER.md), kept as PAPER_RECIPE and
+# run beside it at the same budget (results/table1/, chapter 5).
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "smoke": dict(num_train=2_000, num_validation=500, num_test=500, steps=60, eval_every=20),
     "quick": dict(num_train=100_000, num_validation=10_000, num_test=20_000, steps=4_000,
@@ -49,8 +49,8 @@ EXTRA_RECIPES: dict[str, dict[str, Any]] = {
 }
 
 # Longer budgets for a control, run beside Table 1 at the smallest R (never part of its cells),
-# name -> overrides. The brief quotes a layer-normalised RNN at about 10% test error after
-# ~250,000 updates, where the profile's 40,000 leave our LN-IRNN at 62%: "long_250k" measures
+# name -> overrides. The project's issue tracker quotes an unrecorded measurement of a
+# layer-normalised RNN at about 10% test error after ~250,000 updates, where the profile's 40,000 leave our LN-IRNN at 62%: "long_250k" measures
 # whether the budget is the difference.
 CONTROL_RECIPES: dict[str, dict[str, Any]] = {
     "long_250k": dict(steps=250_000, eval_every=5_000),

@@ -588,8 +588,11 @@ def verdict_markdown(records: Iterable[dict]) -> str:
                 behind.append(f"{MODEL_LABELS.get(model, model)} R = {hidden} "
                               f"{format_cell(cell, unit='%')} (paper: {cell['paper']:g}%)")
     if behind:
+        budgets = sorted({r["config"]["steps"] for r in records
+                          if not is_extra_recipe(r) and r.get("config")})
+        budget = " or ".join(f"{steps:,}" for steps in budgets)
         lines.append("- **Larger R, where the paper's number is more than 1 point below ours**: "
-                     + "; ".join(behind) + ". Every run here has the same 40,000-update budget "
+                     + "; ".join(behind) + f". Every run here has a budget of {budget} updates "
                      "(the paper's is not stated); see the learning curves.")
     missing = missing_cells(list(rows.values()))
     if missing:
