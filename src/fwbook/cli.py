@@ -212,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["book"]:  # the book needs none of the training code (no torch import)
+        from .book import main as book_main
+
+        return book_main(argv[1:], prog="fwbook book")
     parser = build_parser()
     args = parser.parse_args(argv)
     subparser = parser._subparsers._group_actions[0].choices[args.command]
