@@ -359,11 +359,11 @@ def execute_chapter(name: str, profile: str = DEFAULT_PROFILE, seed: int = 0,
                 notebook, running, parameters, cwd=root, env=_kernel_environment(),
                 timeout=timeout, watchdog=watchdog, kernel_output=kernel_log)
     except papermill.PapermillExecutionError as error:
-        failure = (f"cell {error.cell_index} ({_where(source, error.source)}) raised "
+        failure = (f"cell {error.cell_index} at {_where(source, error.source)} raised "
                    f"{error.ename}: {error.evalue}".replace("\n", " "))
     except book_execute.ChapterCellError as error:
         code = _cell_source(running, error.cell_index)
-        failure = f"cell {error.cell_index} ({_where(source, code)}): {error.reason}"
+        failure = f"cell {error.cell_index} at {_where(source, code)}: {error.reason}"
     except Exception as error:  # noqa: BLE001 - the kernel could not start, a bad notebook...
         failure = f"{type(error).__name__}: {error}".replace("\n", " ")
     finally:
@@ -455,7 +455,7 @@ def _chapter_title(path: Path, name: str) -> str:
 def _staged_files(root: Path, output_dir: Path) -> list[Path]:
     """The files of the book's sources that jupyter-book reads, relative to ``root``: whatever
     ``_config.yml`` does not exclude, except the chapters (their executed notebooks are in the
-    build folder already) and the build folder itself."""
+    build folder already), the generated pages and the build folder itself."""
     import yaml
     from sphinx.util.matching import Matcher
 
@@ -470,8 +470,8 @@ def _staged_files(root: Path, output_dir: Path) -> list[Path]:
             and not excluded((relative / sub).as_posix()))
         for filename in sorted(names):
             path = relative / filename
-            if excluded(path.as_posix()) or (path.parts[0] == "notebooks" and path.suffix in
-                                               (".py", ".ipynb")):
+            if (excluded(path.as_posix()) or path.with_suffix("").as_posix() in GENERATED_PAGES
+                    or (path.parts[0] == "notebooks" and path.suffix in (".py", ".ipynb"))):
                 continue
             files.append(path)
     return files
@@ -553,6 +553,57 @@ def _tail(text: str, lines: int = 60) -> str:
 # the build
 
 
+def execute_chapters(request: BuildRequest, force: bool = False,
+                     say: Callable[[str], None] = print, watchdog=None):
+    """Execute the request's chapters whose key changed (all of them with ``force``).
+
+    Returns:
+        (a :class:`BookBuild` without ``html_dir``, one
+        :class:`fwbook.book_status.ChapterStatus` per chapter in ``_toc.yml``).
+    """
+    from . import book_key, book_status
+
+    root, output_dir = request.root, request.output_dir
+    record = BookBuild(html_dir=Path(), chapters=list(request.chapters), output_dir=output_dir,
+                       profile=request.profile, seed=request.seed, device=request.device)
+    shared = book_key.shared_inputs(root)
+    statuses = []
+    for index, name in enumerate(request.listed, 1):
+        target = output_dir / "notebooks" / f"{name}.ipynb"
+        stored = stored_record(target) or {}
+        if name not in request.chapters:
+            statuses.append(book_status.ChapterStatus(
+                name, _chapter_title(target, name), stored.get("parameters", {}),
+                "not selected", stored.get("seconds"), stored.get("executed_at")))
+            continue
+        key = book_key.chapter_key(root, name, request.parameters, shared)
+        changed = book_key.changed_parts(stored.get("key"), key)
+        prefix = f"[book] {index}/{len(request.listed)} {name}"
+        if not changed and not force:
+            say(f"{prefix}: up to date")
+            record.up_to_date.append(name)
+            outcome = "up to date"
+        else:
+            reason = ("--force" if not changed else "new" if changed == ["new"]
+                      else ", ".join(changed) + " changed")
+            say(f"{prefix}: executing ({reason}; profile={request.profile}, "
+                f"seed={request.seed}, device={request.device}) ...")
+            execute_chapter(name, request.profile, request.seed, request.device, root,
+                            output_dir=output_dir, key=key, watchdog=watchdog)
+            stored = stored_record(target) or {}
+            record.chapter_seconds[name] = seconds = stored["seconds"]
+            record.executed.append(name)
+            missed = (stored.get("kernel") or {}).get("missed_wakeups") or 0
+            record.missed_wakeups += missed
+            say(f"{prefix}: executed ({seconds:.1f} s" + (
+                f"; {missed} missed wake-up(s) recovered" if missed else "") + ")")
+            outcome = "executed"
+        statuses.append(book_status.ChapterStatus(
+            name, _chapter_title(target, name), stored.get("parameters", {}), outcome,
+            stored.get("seconds"), stored.get("executed_at")))
+    return record, statuses
+
+
 def build(profile: str = DEFAULT_PROFILE, seed: int = 0, device: str = "auto",
           chapters: Optional[Sequence[str]] = None, output_dir: Path | str = "_build",
           quiet: bool = False, root: Path | str = ROOT,
@@ -580,54 +631,13 @@ def build(profile: str = DEFAULT_PROFILE, seed: int = 0, device: str = "auto",
         BookUsageError: bad input; raised before anything is written.
         BookBuildError: naming the chapter and cell that failed, or with jupyter-book's output.
     """
-    from . import book_key, book_status
+    from . import book_status
 
     request = check_request(profile, seed, device, chapters, output_dir, root)
     root, output_dir = request.root, request.output_dir
     say = (lambda line: None) if quiet else (log or (lambda line: print(line, flush=True)))
-    record = BookBuild(html_dir=Path(), chapters=list(request.chapters), output_dir=output_dir,
-                       profile=request.profile, seed=request.seed, device=request.device)
     started = time.perf_counter()
-    shared = book_key.shared_inputs(root)
-    statuses = []
-    for index, name in enumerate(request.listed, 1):
-        target = output_dir / "notebooks" / f"{name}.ipynb"
-        if name not in request.chapters:
-            stored = stored_record(target) or {}
-            statuses.append(book_status.ChapterStatus(
-                name, _chapter_title(target, name), stored.get("parameters", {}),
-                "not selected", stored.get("seconds"), stored.get("executed_at")))
-            continue
-        key = book_key.chapter_key(root, name, request.parameters, shared)
-        stored = stored_record(target) or {}
-        changed = book_key.changed_parts(stored.get("key"), key)
-        prefix = f"[book] {index}/{len(request.listed)} {name}"
-        if changed and not target.is_file():
-            changed = ["new"]
-        if not changed and not force:
-            say(f"{prefix}: up to date")
-            record.up_to_date.append(name)
-            outcome = "up to date"
-        else:
-            reason = "--force" if not changed else ", ".join(changed) + (
-                "" if changed == ["new"] else " changed")
-            say(f"{prefix}: executing ({reason}; profile={request.profile}, "
-                f"seed={request.seed}, device={request.device}) ...")
-            execute_chapter(name, request.profile, request.seed, request.device, root,
-                            output_dir=output_dir, key=key, watchdog=watchdog)
-            stored = stored_record(target) or {}
-            seconds = stored["seconds"]
-            record.chapter_seconds[name] = seconds
-            record.executed.append(name)
-            missed = (stored.get("kernel") or {}).get("missed_wakeups") or 0
-            record.missed_wakeups += missed
-            say(f"{prefix}: executed ({seconds:.1f} s" + (
-                f"; {missed} missed wake-up(s) recovered" if missed else "") + ")")
-            outcome = "executed"
-        statuses.append(book_status.ChapterStatus(
-            name, _chapter_title(target, name), stored.get("parameters", {}), outcome,
-            stored.get("seconds"), stored.get("executed_at")))
-    stage_sources(root, output_dir)
+    record, statuses = execute_chapters(request, force=force, say=say, watchdog=watchdog)
     record.status_page = book_status.write_status_page(output_dir, statuses, root)
     say("[book] rendering with jupyter-book (-W: warnings are errors) ...")
     render_start = time.perf_counter()

@@ -148,6 +148,7 @@ class _Client(PapermillNotebookClient):
             except DeadKernelError:
                 raise ChapterCellError(cell_index, "the kernel died") from None
             except CellTimeoutError as error:
+                self.shutdown_kernel = "immediate"  # still busy with the cell: no goodbye
                 reason = (f"the kernel replied but the cell's output did not finish arriving "
                           f"within {self.iopub_timeout} s" if "IOPub" in str(error) else
                           f"the cell ran past its time limit of {self.timeout} s")

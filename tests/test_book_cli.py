@@ -1,0 +1,90 @@
+"""``python -m fwbook book`` with bad input: one line, exit status 2, nothing written.
+
+Every case runs the real command in a subprocess; none of them may start a kernel (each
+returns in about a second), write the build folder, or touch the sources.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fwbook import book
+
+ROOT = book.ROOT
+
+
+def _snapshot(folder: Path) -> dict:
+    if not folder.exists():
+        return {}
+    return {path.relative_to(folder).as_posix(): path.stat().st_mtime_ns
+            for path in folder.rglob("*")}
+
+
+def _run(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fwbook", "book", *arguments],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+BAD_INPUT = [
+    (["--seed", "-1"], "argument --seed: must be an integer from 0 to 4294967295, got -1"),
+    (["--seed", "many"], "argument --seed: expected an integer, got 'many'"),
+    (["--profile", "fast"], "argument --profile: invalid choice: 'fast'"),
+    (["--device", "tpu"], "argument --device: expected auto, cpu, cuda or cuda:N, got 'tpu'"),
+    (["--chapters", "42"], "chapter '42' is not one of the chapters in _toc.yml: "
+                           "01_physiological_motivation, "),
+    (["--chapters", "01", "nonsense"], "chapter 'nonsense' is not one of the chapters"),
+    (["--output-dir", "{tmp}/site"], "--output-dir must be a folder named _build"),
+    (["--output-dir", "notebooks/_build"], "--output-dir notebooks/_build lies inside the "
+                                           "sources"),
+    (["--output-dir", "{file}/_build"], "cannot be written"),
+    (["--chapters", "03", "--output-dir", "{tmp}/_build"],
+     "chapters never executed into {tmp}/_build/notebooks and not selected: "
+     "01_physiological_motivation, 02_fast_weights_equation, 04_bag_of_tricks"),
+]
+
+
+@pytest.mark.parametrize("arguments, message", BAD_INPUT,
+                         ids=[" ".join(arguments) for arguments, _ in BAD_INPUT])
+def test_bad_input_is_rejected_before_anything_runs(tmp_path, arguments, message):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    arguments = [argument.format(tmp=tmp_path, file=blocker) for argument in arguments]
+    message = message.format(tmp=tmp_path)
+    watched = [ROOT / "notebooks", ROOT / "_build", ROOT / "book"]
+    before = [_snapshot(folder) for folder in watched]
+    started = time.perf_counter()
+    result = _run(*arguments)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fwbook book: error: "), lines[0]
+    assert message in lines[0], lines[0]
+    assert result.stdout == ""
+    assert [_snapshot(folder) for folder in watched] == before, "the sources were touched"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a_file"], "files were written"
+    assert seconds < 60, f"rejecting bad input took {seconds:.0f} s (a kernel started?)"
+
+
+def test_cuda_without_a_gpu_is_rejected(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: --device cuda is valid here")
+    result = _run("--device", "cuda", "--output-dir", str(tmp_path / "_build"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("fwbook book: error: --device cuda: no CUDA GPU is "
+                                     "available on this machine; use --device auto or cpu")
+    assert not (tmp_path / "_build").exists()
+
+
+def test_help_names_the_default_profile():
+    result = _run("--help")
+    assert result.returncode == 0
+    assert "paper: the published book" in result.stdout and "(default)" in result.stdout
+    assert "--force" in result.stdout
