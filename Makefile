@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-PROFILE ?= quick
+# paper: the published book (chapters read the committed records in results/); quick or smoke
+# regenerate the figures (make book PROFILE=quick). Chapters whose inputs did not change since
+# the last build are not executed again.
+PROFILE ?= paper
 
 .PHONY: setup test book train bench
 
