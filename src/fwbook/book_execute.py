@@ -1,27 +1,32 @@
 """Execute one chapter notebook in a fresh Jupyter kernel, and never wait for ever.
 
 :func:`execute_notebook` is ``papermill.execute_notebook`` with its own engine, whose client
-differs from papermill's (nbclient's) in three ways:
+differs from papermill's (nbclient's) in three ways.
 
 * **No widget messages back to the kernel.** nbclient stands in for a browser's Output widget
   (``ipywidgets.Output``): every output a cell sends into such a widget is echoed back to the
-  kernel as a ``comm_msg`` on the *shell* channel, while that cell is still running, so the
-  client sends on the shell socket while it waits on that same socket for the cell's
-  ``execute_reply``, and the kernel receives messages it did not ask for in the middle of an
-  execution. On a crowded machine that is where chapter 2 (whose explorer is such a widget)
-  hung: client and kernel both idle, the reply never read. No frontend shows anything here, so
-  the stand-in keeps what it captures (saved with the widget state, as before) and sends
-  nothing. The build's only message on the shell channel is one ``execute_request`` per cell,
-  each sent after the previous reply arrived.
-* **IPC, not TCP.** The kernel's five channels are Unix sockets in a private folder, not TCP
-  ports picked by "bind port 0, close, hope nobody takes it" on a machine where other builds and
-  test runs start kernels at the same time (and no warning about unencrypted TCP per chapter).
-* **A watchdog** (:class:`Watchdog`). A kernel that dies is noticed by nbclient within a second.
-  A kernel that never starts a cell, that goes idle without sending its reply, or that neither
-  publishes anything nor answers a ping on the control channel (which ipykernel serves from its
-  own thread, so a long computation still answers) is given up on within seconds to a minute
-  and a half, with :class:`ChapterCellError` naming the cell. No cell time limit is needed
-  for that; long training cells stay possible.
+  kernel as a ``comm_msg`` on the *shell* socket while the cell is still running, so the
+  client sends on the very socket on which it is waiting for the cell's ``execute_reply``.
+  That is the chapter 2 hang (its explorer is such a widget): run 20 times beside two busy
+  processes with papermill's client and a 120 s cell limit, chapter 2 stalled twice, both
+  times in the explorer's cell, and both times the cell completed normally at exactly 120 s:
+  the kernel had sent its reply within two seconds, the reply sat unread in the client's
+  socket (zmq.asyncio's edge-triggered wake-up was missed) until the poll's timeout looked
+  again. With the book's 30-minute limit that was a 30-minute hang. No frontend shows anything
+  here, so the stand-in keeps what it captures (saved with the widget state, as before) and
+  sends nothing: the build's only messages on the shell socket are one ``execute_request`` per
+  cell, each after the previous reply. With this client: 20 runs, no stall.
+* **A watchdog** (:class:`Watchdog`). Every second it reads ``zmq.EVENTS`` of the shell and
+  IOPub sockets, which makes pyzmq handle a message that is waiting there, so a missed wake-up
+  would cost a second, not the cell limit (such recoveries are counted: ``missed_wakeups``).
+  A kernel that dies is noticed by nbclient within a second. A kernel that never starts a cell,
+  that goes idle without sending its reply, or that neither publishes anything nor answers a
+  ping on the control channel (which ipykernel serves from its own thread, so a long
+  computation still answers) is given up within seconds to a minute and a half
+  (:class:`ChapterCellError` naming the cell). Long training cells stay possible.
+* **IPC, not TCP.** The kernel's channels are Unix sockets in a private folder, not TCP ports
+  picked by "bind port 0, close, hope nobody takes it" on a machine where other builds and test
+  runs start kernels at the same time (and no warning about unencrypted TCP per chapter).
 """
 
 from __future__ import annotations
