@@ -70,6 +70,17 @@ def test_output_widget_outputs_are_not_echoed_to_the_kernel(tmp_path):
     assert notebook.metadata["fwbook"]["kernel"] == {"transport": "ipc", "missed_wakeups": 0}
 
 
+def test_a_long_silent_cell_is_not_given_up(tmp_path):
+    """A cell that prints nothing for longer than the silence limit (training does) is fine
+    as long as the kernel answers the watchdog's pings on the control channel."""
+    _book(tmp_path, '# %%\nimport time\ntime.sleep(QUIET)\nprint("done")\n'.replace(
+        "QUIET", str(QUICK_DOG.silence_s + 3)))
+    target = book.execute_chapter("01_tiny", "smoke", 0, "cpu", root=tmp_path,
+                                  watchdog=QUICK_DOG)
+    notebook = nbformat.read(target, as_version=4)
+    assert notebook.cells[-1].outputs[0]["text"] == "done\n"
+
+
 def test_a_dead_kernel_fails_the_chapter_at_once(tmp_path):
     _book(tmp_path, '# %%\nx = 1\n\n# %%\nimport os\nos._exit(3)\n')
     message = _fails_quickly(tmp_path, 60)
