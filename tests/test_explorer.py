@@ -272,3 +272,36 @@ def test_fast_weights_explorer_equals_pytorch(browser, site, trained):
     assert "'&' (character 11) is not a symbol" in browser.evaluate(
         "document.getElementById('fw-message').textContent")
     assert not browser.console_errors()
+
+
+# ------------------------------------------------------------------------------------------
+# the notebook side: live widgets carry the browser explorer for the rendered book
+
+
+def test_live_attention_explorer_and_its_book_fallback(trained):
+    _, model = trained
+    live = explorer.attention_explorer(model, "c9k8j3f1??c")
+    expected, probability, _ = _torch_answer(model, "c9k8j3f1??c")
+    assert f"answers {expected} with probability {100 * probability:.1f}%" in live.answer.value
+    live.text_box.value = "c9k8j3f1??x"
+    assert "must be one of the stored keys" in live.message.value
+    live.text_box.value = "c9k8j3??c"
+    assert "trained on 11-symbol sequences" in live.message.value
+    live.text_box.value = "a1b2c3d4??d"
+    assert live.message.value == ""
+    assert f"answers {_torch_answer(model, 'a1b2c3d4??d')[0]} " in live.answer.value
+    bundle = live._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live notebook's view
+    assert bundle["text/html"] == explorer.attention_html("c9k8j3f1??c")  # the book's
+    assert 'data-fw-kind="attention"' in bundle["text/html"]
+
+
+def test_fast_weights_widget_carries_the_browser_explorer():
+    model = widgets.untrained_model(20, seed=0)
+    live = widgets.fast_weights_explorer(model=model)
+    assert "text/html" not in live._repr_mimebundle_()
+    page = explorer.fast_weights_html(model, label="untrained")
+    assert explorer.book_fallback(live, page) is live
+    bundle = live._repr_mimebundle_()
+    assert bundle["text/html"] == page and "live Jupyter kernel" in bundle["text/plain"]
+    assert "</script></div>" in page and page.count("<script") == 2  # inline weights + loader
