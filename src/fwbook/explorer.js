@@ -256,13 +256,16 @@
     style.textContent = [
       ".fw-explorer{border:1px solid #d0d7de;border-radius:6px;padding:0.8em 1em;margin:1em 0;font-size:0.92em}",
       ".fw-explorer label{margin-right:0.4em}",
+      ".fw-explorer .fw-control{display:inline-block;white-space:nowrap;margin:0.2em 1.4em 0.2em 0}",
+      ".fw-explorer .fw-control output{display:inline-block;min-width:2.6em;margin-left:0.3em;font-family:monospace}",
+      ".fw-explorer select{margin-left:0.3em}",
       ".fw-explorer input[type=text]{font-family:monospace;font-size:1.1em;width:16em;padding:0.15em 0.3em}",
       ".fw-explorer .fw-row{margin:0.35em 0}",
       ".fw-explorer .fw-answer{font-size:1.1em;font-weight:600}",
       ".fw-explorer .fw-message{color:#b42318;font-weight:600;min-height:1.3em}",
       ".fw-explorer table.fw-heatmap{border-collapse:collapse;margin:0.4em 0;font-family:monospace}",
       ".fw-explorer table.fw-heatmap td,.fw-explorer table.fw-heatmap th{border:1px solid #eee;padding:0;text-align:center;font-weight:normal}",
-      ".fw-explorer table.fw-heatmap td{width:2.4em;height:1.7em;font-size:0.75em}",
+      ".fw-explorer table.fw-heatmap td{width:3.2em;height:1.7em;font-size:0.72em}",
       ".fw-explorer table.fw-heatmap.fw-small td{width:0.9em;height:0.9em;border:none}",
       ".fw-explorer table.fw-heatmap tr.fw-query td{outline:2px solid #c0392b}",
       ".fw-explorer .fw-stale{opacity:0.35}",
@@ -416,17 +419,19 @@
                                   maxlength: "40", "aria-describedby": ids.message});
     input.value = initial;
     top.appendChild(input);
+    root.appendChild(top);
+    top = element("div", {"class": "fw-row"});
     var select = element("select", {id: ids.model, "aria-label": "model"});
     models.forEach(function (entry, index) {
       var option = element("option", {value: String(index)}, entry.label);
       select.appendChild(option);
     });
-    top.appendChild(element("label", {"for": ids.model}, " weights"));
+    top.appendChild(element("label", {"for": ids.model}, "weights"));
     top.appendChild(select);
     root.appendChild(top);
     var lambda = slider(ids.lambda, "λ (decay)", 0, 1, 0.01, number(params.lambda, 0.95, 0, 1));
-    var eta = slider(ids.eta, " η (fast learning rate)", 0, 2, 0.05, number(params.eta, 0.5, 0, 2));
-    var step = slider(ids.step, " step t", 1, Math.max(1, initial.length), 1, Math.max(1, initial.length));
+    var eta = slider(ids.eta, "η (fast learning rate)", 0, 2, 0.05, number(params.eta, 0.5, 0, 2));
+    var step = slider(ids.step, "step t", 1, Math.max(1, initial.length), 1, Math.max(1, initial.length));
     var controls = element("div", {"class": "fw-row"});
     [lambda, eta, step].forEach(function (s) { controls.appendChild(s.wrap); });
     root.appendChild(controls);
