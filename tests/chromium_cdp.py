@@ -143,7 +143,10 @@ class Browser:
         errors = []
         for event in self.events:
             if event.get("method") == "Runtime.exceptionThrown":
-                errors.append(json.dumps(event["params"]["exceptionDetails"])[:500])
+                details = event["params"]["exceptionDetails"]
+                description = details.get("exception", {}).get("description", details.get("text"))
+                errors.append(f"{description} (at {details.get('url', '?')}:"
+                              f"{details.get('lineNumber', '?')})")
         return errors
 
     def close(self) -> None:
