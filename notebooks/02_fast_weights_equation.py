@@ -94,8 +94,10 @@ print(f"model: {model.config}")
 # normalisation {cite:p}`ba2016layernorm` applied over the H units of each sample:
 #
 # $$
-# h_{s+1}(t+1) = f\Big(\mathrm{LN}\big[\,W h(t) + C x(t) + A(t)\, h_s(t+1)\,\big]\Big),
-# \qquad h(t+1) = h_S(t+1) \qquad \text{(Eq. 2)}
+# \begin{aligned}
+# h_{s+1}(t+1) &= f\Big(\mathrm{LN}\big[\,W h(t) + C x(t) + A(t)\, h_s(t+1)\,\big]\Big),\\
+# h(t+1) &= h_S(t+1) \qquad \text{(Eq. 2)}
+# \end{aligned}
 # $$
 #
 # Note the time indices: $A(t)$ is built from $h(1) \dots h(t)$, and the slow term uses the

@@ -148,6 +148,8 @@ test = attention.record_test_split(first)
 strength = attention.read_strength(model, test.inputs)  # (T,)
 figure = attention.plot_read_strength({"fast weights, K = 4": strength})
 plt.show()
+
+# %% tags=["hide-input"]
 display(Markdown(
     f"The step reading the query key puts a summed weight of {float(strength[-1]):.3f} on the "
     f"memory; the largest sum at any earlier step is {float(strength[:-1].max()):.3f}. "

@@ -10,6 +10,8 @@ would not:
   executed chapters the workflow publishes), not from the source branch, where only the
   ``py:percent`` source exists; the edit and source buttons of a chapter point at that
   ``.py`` source, not at an ``.ipynb`` that is not committed.
+- Nothing scrolls sideways in the content column (``book_static/fwbook.css``): long code
+  lines wrap, wide tables of numbers are set smaller.
 - No ipywidgets state is shipped: the book loads no widget JavaScript and shows static figures,
   so the state (tens of KB per page) could never be seen.
 """
@@ -74,12 +76,20 @@ def _fix_buttons(app, pagename: str, templatename: str, context: dict, doctree) 
                     source_exists)
 
 
+def _add_stylesheet(app) -> None:
+    from pathlib import Path
+
+    app.config.html_static_path.append(str(Path(__file__).parent / "book_static"))
+    app.add_css_file("fwbook.css")
+
+
 def setup(app) -> dict:
     app.add_config_value("fwbook_use_download_button", None, "html")
     app.add_config_value("fwbook_notebooks_branch", "", "html")
     app.add_config_value("fwbook_repository_url", "", "html")
     app.add_config_value("fwbook_repository_branch", "", "html")
     app.connect("builder-inited", _apply_download_setting)
+    app.connect("builder-inited", _add_stylesheet)
     app.connect("html-page-context", _drop_widget_state, priority=400)  # before myst-nb (500)
     app.connect("html-page-context", _fix_buttons, priority=600)  # after the theme (501)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
