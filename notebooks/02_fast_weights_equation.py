@@ -243,6 +243,8 @@ display(Markdown(
 # each inner step moves the state. The first step is large by construction: $h_0$ is the plain
 # ReLU of the slow term, $h_1$ the first layer-normalised state. The later steps measure the
 # settling: how much the memory still changes the state.
+#
+# {numref}`fig-memory-weights-s3` shows the Eq. 4 weights of the same network.
 
 # %% tags=["hide-input"]
 model_s3 = untrained(inner_steps=3)
@@ -257,8 +259,6 @@ display(Markdown(
     f"From the second token on (at t = 1 the memory is still empty and every inner step "
     f"returns the same state) the second inner step moves the state by {second:.3f} on "
     f"average and the third by {third:.4f}: {verdict}."))
-#
-# {numref}`fig-memory-weights-s3` shows the Eq. 4 weights of the same network.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eq. 4 weights of the untrained network with $S = 3$ inner steps reading `c9k8j3f1??c`.", "name": "fig-memory-weights-s3"}, "image": {"alt": "Lower-triangular heatmap of memory weights for a network with three inner steps: each row a token being read, each column an earlier hidden state."}}
 figures.plot_memory_weights(model_s3, TEXT)

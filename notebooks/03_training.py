@@ -120,6 +120,8 @@ display(Markdown(
 # command line (`python -m fwbook train`) trains exactly the same runs. The associative LSTM
 # {cite:p}`danihelka2016associative` is about four times slower per update than the others on a
 # CPU and is left to the paper profile.
+#
+# {numref}`fig-learning-curves` shows each model's validation error during training.
 
 # %% tags=["hide-input"]
 trained_model = None
@@ -151,8 +153,6 @@ else:
             trained_model = model
         print(f"{MODEL_LABELS[name]:>12}: test error {record['test_error']:.2%} after "
               f"{record['steps_done']:,} updates ({record['wall_s']:.0f} s)")
-#
-# {numref}`fig-learning-curves` shows each model's validation error during training.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Validation error against updates for each model at this page's $R$ and profile.", "name": "fig-learning-curves"}, "image": {"alt": "Line chart of validation error in percent against training updates, one line per model."}}
 shown = [r for r in records if r.get("hidden") == HIDDEN]

@@ -163,14 +163,14 @@ display(Markdown(
 # For every test sequence we take the query step's weights and ask two things: which slot
 # gets the **largest** weight, and what **share of the summed weight** lands on each kind of
 # slot (the queried key, the queried value, the other keys, the other values, the two `?`).
+#
+# {numref}`fig-role-shares` gives both for the $K = 4$ model.
 
 # %% tags=["hide-input"]
 stats = attention.evaluate_attention(model, test.inputs, test.targets)
 shares = pd.DataFrame({"share of the summed weight": stats["mass_share"],
                        "share of sequences whose largest weight is here": stats["argmax_share"]})
 shares.style.format("{:.1%}")
-#
-# {numref}`fig-role-shares` gives both for the $K = 4$ model.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "At the query step, over the test set: how often each kind of slot gets the largest weight, and its share of the summed weight.", "name": "fig-role-shares"}, "image": {"alt": "Bar charts over the kinds of slot (queried key, queried value, other keys, other values, question marks): how often each gets the largest weight, and its share of the summed weight."}}
 figure = attention.plot_role_shares({"fast weights, K = 4": stats})

@@ -375,3 +375,46 @@ def test_bibtex_comes_from_the_cff(tmp_path):
     person.write_text("cff-version: 1.2.0\ntitle: A title\n")
     with pytest.raises(ValueError, match="no authors"):
         citation.bibtex_from_cff(person)
+
+
+# --------------------------------------------------------------------------------------------
+# record links
+
+
+def test_record_links_are_links_to_files_that_exist():
+    from fwbook import results
+
+    base = "https://github.com/someone/fwbook/blob/main/"
+    text = results.record_links(["results/table1/irnn_R20_seed0.json", "runs/q/x.json",
+                                 "/tmp/scratch/y.json"], [54.45, None, 1.0], base)
+    assert text == (f"[irnn_R20_seed0]({base}results/table1/irnn_R20_seed0.json) 54.45, "
+                    "`runs/q/x.json` diverged, `/tmp/scratch/y.json` 1.00")
+    # without a repository the link is relative to the chapter page: MyST serves the file
+    text = results.record_links(["results/table1/irnn_R20_seed0.json"], [54.45], "../")
+    target = re.search(r"\]\((.*?)\)", text).group(1)
+    assert (ROOT / "notebooks" / target).resolve().is_file()
+    chapter = (ROOT / "notebooks" / "05_results.py").read_text(encoding="utf-8")
+    assert "link_base=None" not in chapter
+    assert chapter.count("link_base=record_link_base()") == 3
+
+
+def test_plumbing_is_collapsed_and_the_maths_stays_in_view():
+    """Imports, profile switches and figure calls are collapsed (hide-input) or removed; a
+    cell that computes one of the paper's equations (an ``(Eq. N)`` label in its code) is not."""
+    import jupytext
+    from fwbook import book
+
+    hidden = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
+    shown_maths = 0
+    for chapter in book.toc_chapters(ROOT):
+        notebook = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        for cell in code:
+            assert "{numref}" not in cell.source, f"{chapter}: a figure reference in code"
+            tags = set(cell.metadata.get("tags", []))
+            if re.search(r"\(Eq\. \d", cell.source):
+                assert not tags & hidden, f"{chapter}: maths hidden:\n{cell.source[:200]}"
+                shown_maths += 1
+            if re.match(r"\s*(import|from) ", cell.source):
+                assert tags & hidden, f"{chapter}: imports shown in full:\n{cell.source[:200]}"
+    assert shown_maths >= 1
