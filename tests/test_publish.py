@@ -252,6 +252,7 @@ def test_binder_dry_run_picks_python_311_cpu_torch_and_the_editable_install():
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "python=3.11" in output
+    assert "WORKDIR ${REPO_DIR}" in output  # pip runs from the repository: `-e .` is the project
     installs = re.findall(r"^RUN .*pip install.*$", output, re.M)
     assert installs == [r'RUN ${KERNEL_PYTHON_PREFIX}/bin/pip install --no-cache-dir -r '
                         r'"binder/requirements.txt"'], installs  # no `pip install .` after it
