@@ -89,7 +89,7 @@ print(f"D = {settings.dim} units, {settings.trials} memories per point, "
 # We use $\eta = 1/D$, so a freshly written pattern is returned with gain one. {numref}`fig-pattern-completion` writes five $10 \times 10$ random patterns into one $100 \times 100$ matrix, then cues each
 # with a corrupted copy and cleans up the answer with the sign of $M c$:
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Pattern completion: five random $10 \\times 10$ patterns written into one $100 \\times 100$ matrix by Eq. 1, each recalled from a corrupted cue with one sign step.", "name": "fig-pattern-completion"}, "image": {"alt": "Small black-and-white 10 by 10 pixel images for each of five stored random patterns: the stored pattern, the cue with some pixels flipped, and the pattern recalled from that cue."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Pattern completion: five random $10 \\times 10$ patterns written into one $100 \\times 100$ matrix by Eq. 1, each recalled from a corrupted cue with one sign step.", "name": "fig-pattern-completion"}, "image": {"alt": "Three rows of five 10 by 10 black-and-white pixel patterns: the stored patterns, the noisy cues with some pixels flipped, and the patterns recalled as the sign of M c, each labelled with how many of its 100 units are wrong; beside them, a heatmap of the 100 by 100 weight matrix M."}}
 memory.plot_pattern_completion(dim_side=10, count=5, decay=1.0, cue_noise=settings.cue_noise,
                                seed=seed)
 

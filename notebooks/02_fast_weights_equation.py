@@ -157,7 +157,7 @@ display(Markdown(
 # λ and η changed (the slow weights held fixed), all on one colour scale. The paper uses
 # λ = 0.95 and η = 0.5.
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The same untrained network and text with the decay $\\lambda$ and the fast learning rate $\\eta$ changed: the fast weights after the sequence, one colour scale.", "name": "fig-decay-grid"}, "image": {"alt": "Grid of heatmaps of the final fast-weight matrix, one for each combination of decay lambda (0.5, 0.8, 0.95, 1.0) and fast learning rate eta (0.1, 0.5, 1.0)."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The same untrained network and text with the decay $\\lambda$ and the fast learning rate $\\eta$ changed: the fast weights after the sequence, one colour scale.", "name": "fig-decay-grid"}, "image": {"alt": "Three rows by four columns of heatmaps of A(t) after the sequence, rows for the fast learning rate eta (0.1, 0.5, 1) and columns for the decay lambda (0.5, 0.8, 0.95, 1), each titled with its norm; the same few entries grow brighter as lambda and eta grow."}}
 decays = (0.5, 0.8, 0.95, 1.0)
 fast_lrs = (0.1, 0.5, 1.0)
 widgets.fast_weights_small_multiples(decays=decays, fast_lrs=fast_lrs, text=TEXT,

@@ -211,7 +211,7 @@ questions = ["c9k8j3f1??c", "j0a5s5z2??a", "c9k8j3f1??f", "q2w2e2r7??e", "a1b2c3
 answers_table = ask(questions)
 answers_table
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "What the trained fast-weights model answers to typed sequences: its probability for each answer, beside the true one.", "name": "fig-predictions"}, "image": {"alt": "Bar charts, one per typed sequence, of the model's probability for each possible answer, with the true answer marked."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "What the trained fast-weights model answers to typed sequences: its probability for each answer, beside the true one.", "name": "fig-predictions"}, "image": {"alt": "One bar chart per typed sequence, titled with the sequence and its true answer: the model's probability for each digit 0 to 9, the true answer's bar highlighted, and the probability left for non-digits noted in the corner."}}
 figures.plot_predictions(trained_model, questions)
 
 # %% tags=["hide-input"]

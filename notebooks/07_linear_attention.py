@@ -194,7 +194,7 @@ plt.show()
 # keys $h(t)$ move. In a linear transformer they would not move at all. Two models: the one
 # above, and the same architecture freshly initialised (what training starts from).
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "How far the keys $h(t)$ move when the memory read is switched off ($\\eta = 0$), for a freshly initialised and a trained model; in a linear transformer they would not move.", "name": "fig-key-dependence"}, "image": {"alt": "Chart of how far each key h(t) moves, against position t, for a freshly initialised model and for the trained one."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "How far the keys $h(t)$ move when the memory read is switched off ($\\eta = 0$), for a freshly initialised and a trained model; in a linear transformer they would not move.", "name": "fig-key-dependence"}, "image": {"alt": "Bar chart on a logarithmic scale: for each key h(t), the mean distance between the state computed with and without the memory read, one bar for the freshly initialised model and one for the trained model."}}
 torch.manual_seed(seed)
 untrained = build_model(record["config"]["model"]).eval()
 shifts = {"freshly initialised": linear_attention.key_dependence(untrained, tokens),

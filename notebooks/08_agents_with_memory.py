@@ -75,7 +75,7 @@ print(f"profile={profile!r}, seed={seed}, device={run_device}, torch {torch.__ve
 # The agent sees the ball only in the first `visible_steps` frames. {numref}`fig-catch-episode` shows an episode
 # of this profile's game: the top row is what the agent observes, the bottom row the true state.
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "One episode of partially observable Catch: what the agent observes (top) and the true state (bottom).", "name": "fig-catch-episode"}, "image": {"alt": "Two rows of small grid frames of the Catch game: top, the agent's observations, in which the ball is visible only in the first frames; bottom, the true positions of the falling ball and the paddle."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "One episode of partially observable Catch: what the agent observes (top) and the true state (bottom).", "name": "fig-catch-episode"}, "image": {"alt": "Two rows of frames of a small Catch game, one column per time step: top, what the agent sees, where the falling ball shows only in the first frames and the paddle sits in the bottom row; bottom, the true state, where the ball keeps falling towards the paddle."}}
 fig = catch.plot_episode(game["size"], game["visible_steps"], ball_column=1)
 plt.show()
 

@@ -91,7 +91,7 @@ for suite, document in documents.items():
 #
 # {numref}`fig-speedup` shows the measured speed-ups.
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training speed of each Eq. 4 training step against the frozen eager yardstick, from the committed benchmark record.", "name": "fig-speedup"}, "image": {"alt": "Bar chart of the speed-up of each training step (compiled, eager) over the plain eager Eq. 4 implementation, for several hidden sizes."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training sequences per second of the three Eq. 4 training paths (the frozen eager reference, the eager step, the compiled step), each bar labelled with its speed-up over the reference.", "name": "fig-speedup"}, "image": {"alt": "Grouped bar chart of training sequences per second at each measured hidden size R for the reference, the eager step and the compiled step, each bar labelled with its speed-up over the reference."}}
 speedup = documents["speedup"]
 if speedup is not None:
     for line in bench.speedup_summary(speedup):
@@ -135,7 +135,7 @@ if throughput is not None:
 # while $T < H$ and lose beyond; the measurement below ({numref}`fig-memory-cost`) shows whether and where the crossover
 # really comes (longer sequences come from more key-value pairs, $T = 2K + 3$).
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Throughput of the explicit form and of Eq. 4 against the hidden size $H$ and the sequence length $T$.", "name": "fig-memory-cost"}, "image": {"alt": "Line charts of sequences per second against sequence length, for the explicit fast-weights form and the Eq. 4 form at several hidden sizes."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Throughput of the explicit form and of Eq. 4 against the hidden size $H$, one panel per sequence length $T$ (log-log).", "name": "fig-memory-cost"}, "image": {"alt": "Log-log line charts, one panel per sequence length T: training sequences per second against the number of hidden units H, one line for the explicit A(t) form and one for Eq. 4."}}
 cost = documents["cost"]
 if cost is not None:
     for length in sorted({r["seq_len"] for r in cost["rows"]}):
@@ -160,7 +160,7 @@ if cost is not None:
 #
 # {numref}`fig-sweep` compares the two.
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Three seeds trained one after another against the same seeds trained as one batched model.", "name": "fig-sweep"}, "image": {"alt": "Bar chart of training throughput for seeds trained one after another and as one batched model."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Sweep throughput for each Table 1 cell: models of 40,000 updates trained per hour, one seed after another and with three seeds batched.", "name": "fig-sweep"}, "image": {"alt": "Grouped bar chart with one pair of bars per Table 1 cell (IRNN, LSTM, A-LSTM and fast weights at R = 20, 50 and 100): models trained per hour one by one and with three seeds batched."}}
 sweep = documents["sweep"]
 if sweep is not None:
     grid = bench.grid_hours(sweep["rows"])
@@ -206,7 +206,7 @@ else:
 # Fast weights with $R = 20$ from scratch (Adam, learning rate $10^{-3}$, batch 128) until
 # the validation error falls to 5% and to 2% ({numref}`fig-time-to-accuracy`):
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Time to accuracy: validation error of fast weights at $R = 20$ against updates and wall time, with the 5% and 2% marks.", "name": "fig-time-to-accuracy"}, "image": {"alt": "Line chart of validation error against training updates and seconds for fast weights with 20 hidden units, with horizontal marks at 5% and 2%."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Time to accuracy: validation error of fast weights at $R = 20$ against wall time from scratch; dashed, the 5% and 2% marks; dotted, when they are reached.", "name": "fig-time-to-accuracy"}, "image": {"alt": "Line chart with a logarithmic error axis: validation error in percent of fast weights with 20 hidden units against wall-clock seconds from scratch, with dashed horizontal lines at 5% and 2% and dotted vertical lines where the curve reaches them."}}
 tta = documents["tta"]
 if tta is not None:
     for result in tta["rows"]:
