@@ -45,6 +45,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from fwbook import book_config
+
 PROFILES = ("smoke", "quick", "paper")
 DEFAULT_PROFILE = "paper"  # the published book: chapters read the committed records
 ROOT = Path(__file__).resolve().parents[2]  # the repository root is the book root
@@ -500,9 +502,8 @@ def stage_sources(root: Path | str = ROOT, output_dir: Path | str = "_build") ->
         data = (root / relative).read_bytes()
         if relative == Path("_config.yml"):
             config = yaml.safe_load(data) or {}
-            config["exclude_patterns"] = list(config.get("exclude_patterns", [])) + [
-                "html", "html/**", "jupyter_execute", "jupyter_execute/**", "logs", "logs/**",
-                "notebooks/*.running.ipynb", "notebooks/*.failed.ipynb"]
+            config["exclude_patterns"] = (list(config.get("exclude_patterns", []))
+                                          + BUILD_OUTPUT_PATTERNS)
             data = yaml.safe_dump(config, sort_keys=False, allow_unicode=True).encode()
         target = output_dir / relative
         if not target.is_file() or target.read_bytes() != data:
@@ -513,6 +514,26 @@ def stage_sources(root: Path | str = ROOT, output_dir: Path | str = "_build") ->
     manifest.write_text(json.dumps(sorted(path.as_posix() for path in staged)),
                         encoding="utf-8")
     return output_dir
+
+
+# the build folder is also jupyter-book's source folder: its outputs are not sources
+BUILD_OUTPUT_PATTERNS = ["html", "html/**", "jupyter_execute", "jupyter_execute/**", "logs",
+                         "logs/**", "notebooks/*.running.ipynb", "notebooks/*.failed.ipynb"]
+
+
+def _exclude_build_outputs(config_path: Path) -> Path:
+    """Add :data:`BUILD_OUTPUT_PATTERNS` to the ``exclude_patterns`` of a config file."""
+    import yaml
+
+    text = config_path.read_text(encoding="utf-8")
+    config = yaml.safe_load(text) or {}
+    config["exclude_patterns"] = list(config.get("exclude_patterns", [])) + [
+        pattern for pattern in BUILD_OUTPUT_PATTERNS
+        if pattern not in config.get("exclude_patterns", [])]
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    config_path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
+                           encoding="utf-8")
+    return config_path
 
 
 def render(root: Path | str = ROOT, output_dir: Path | str = "_build", quiet: bool = False
@@ -532,7 +553,9 @@ def render(root: Path | str = ROOT, output_dir: Path | str = "_build", quiet: bo
     command = [sys.executable, "-c",
                "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
                "build", str(source), "--builder", "html",
-               "--path-output", str(output_dir.parent), "-W"]
+               "--path-output", str(output_dir.parent), "-W",
+               # _config.yml plus the repository found in the environment (fwbook.book_config)
+               "--config", str(_exclude_build_outputs(book_config.write_config(root, output_dir)))]
     environment = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
     result = subprocess.run(command, cwd=source, capture_output=True, text=True,
                             env=environment)
