@@ -568,6 +568,10 @@ def test_buttons_follow_the_repository(built_book, tmp_path, monkeypatch):
                        "GITHUB_SERVER_URL": "https://github.com",
                        "GITHUB_REF_NAME": "main"}.items():
         monkeypatch.setenv(key, value)
+    # the executed chapters and the status page live in the build folder: render a copy
+    shutil.copytree(built_book.notebooks_dir, tmp_path / "_build" / "notebooks")
+    (tmp_path / "_build" / "book").mkdir()
+    shutil.copy(built_book.status_page, tmp_path / "_build" / "book" / "status.md")
     html_dir = book.render(ROOT, tmp_path / "_build", quiet=True)
     page = (html_dir / "notebooks" / "02_fast_weights_equation.html").read_text(encoding="utf-8")
     chapter = "notebooks/02_fast_weights_equation"
