@@ -70,7 +70,11 @@ def _drop_widget_state(app, pagename: str, *args) -> None:
 def _fix_buttons(app, pagename: str, templatename: str, context: dict, doctree) -> None:
     from pathlib import Path
 
-    source_exists = (Path(app.srcdir) / f"{pagename}.py").is_file()
+    # the sources: the repository (the build renders a copy of them in its _build folder,
+    # without the chapters' .py files)
+    repository = Path(__file__).resolve().parents[2]
+    source_exists = any((Path(folder) / f"{pagename}.py").is_file()
+                        for folder in (app.srcdir, repository))
     rewrite_buttons(context.get("header_buttons", []), pagename,
                     app.config.fwbook_repository_branch, app.config.fwbook_notebooks_branch,
                     source_exists)
