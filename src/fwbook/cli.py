@@ -129,26 +129,31 @@ def _run_train(args, parser) -> int:
 
 
 def _add_bench(subparsers) -> None:
-    from .bench import BENCH_HIDDEN, SUITES
+    from .bench import SUITES
 
     parser = subparsers.add_parser(
-        "bench", help="training throughput of fast weights (Eq. 4 and explicit) and LSTM",
-        description="Measure training throughput (sequences/s; forward + backward + Adam) of "
-                    "fast weights in the Eq. 4 and explicit forms and of nn.LSTM, all in one "
-                    "run so the ratios are meaningful.")
-    parser.add_argument("--hidden", type=positive_int, nargs="+", default=list(BENCH_HIDDEN),
-                        help="R values (default: 20 50 100)")
+        "bench", help="training throughput, the fast paths, FLOPs against the machine's limit",
+        description="Measure training throughput (sequences/s; forward + backward + Adam). "
+                    "Every suite times the rows it compares in interleaved blocks and prints "
+                    "min / median / max, flagging rows whose spread is too wide to trust; the "
+                    "torch thread count is measured and chosen unless --threads is given.")
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=None,
+                        help="R values (default: the suite's; throughput: 20 50 100)")
     parser.add_argument("--batch", type=positive_int, default=128, help="(default: 128)")
-    parser.add_argument("--repeats", type=positive_int, default=5, help="timed blocks; the median is reported")
-    parser.add_argument("--steps", type=positive_int, default=20, help="updates per timed block")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--repeats", type=positive_int, default=5,
+                        help="timed blocks per row (default: 5)")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="updates per timed block (default: the suite's)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch CPU threads (default: measure 1 and 2, use the faster)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
-    parser.add_argument("--suite", choices=("throughput",) + tuple(s for s in SUITES
-                                                                 if s != "throughput") + ("all",),
-                        default="throughput",
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the rows of the suite that ran as JSON here (with "
+                             "--suite all: one file per suite, PATH's stem + .SUITE.json)")
+    parser.add_argument("--suite", choices=SUITES + ("all",), default="throughput",
                         help="throughput (default): FW Eq. 4 / explicit / LSTM table; speedup: "
-                             "default and compiled paths against the plain eager reference; "
+                             "the FW training paths against the plain eager reference; flops: "
+                             "FLOPs per update and the fraction of the machine's matmul rate; "
                              "cost: explicit vs Eq. 4 against H and T; sweep: Table 1 models per "
                              "hour, one by one and batched; tta: FW R=20 time to 5%% and 2%% "
                              "validation error; all: every suite")
@@ -157,38 +162,32 @@ def _add_bench(subparsers) -> None:
                              "(e.g. results/bench)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds, for checks")
     parser.add_argument("--no-compile", action="store_true",
-                        help="speedup suite without the compiled path (compiling takes minutes)")
+                        help="speedup suite without the compiled paths (compiling takes minutes)")
     parser.set_defaults(handler=_run_bench)
 
 
 def _run_bench(args, parser) -> int:
-    from .bench import run_bench
+    from .bench import SUITES, choose_threads, json_paths, run_suite
     from .train import resolve_device
 
-    try:
-        resolve_device(args.device)
-        if args.json is not None:
-            check_writable(args.json)
-    except ValueError as error:
-        parser.error(str(error))
-    if args.suite == "throughput" and args.output_dir is None and not args.quick:
-        run_bench(args.hidden, args.batch, args.device, args.repeats, args.steps, args.json,
-                  args.threads)
-        return 0
-    from .bench import SUITES, run_suite
-
     suites = SUITES if args.suite == "all" else (args.suite,)
+    outputs = json_paths(args.json, suites) if args.json is not None else {}
     try:
+        device = resolve_device(args.device)
+        for path in outputs.values():
+            check_writable(path)
         if args.output_dir is not None:
             check_writable(args.output_dir / "probe.json")
     except ValueError as error:
         parser.error(str(error))
+    choice = choose_threads(args.threads, device)  # once, for every suite of this run
     for suite in suites:
-        document = run_suite(suite, args.device, args.output_dir, args.quick, args.threads,
-                             args.repeats, compiled=not args.no_compile)
-        if suite == "throughput" and args.json is not None:
-            from .records import write_json_atomic
-            write_json_atomic(args.json, document["rows"])
+        run_suite(suite, args.device, args.output_dir, args.quick, args.threads, args.repeats,
+                  compiled=not args.no_compile, hidden=args.hidden, batch_size=args.batch,
+                  steps_per_repeat=args.steps, json_path=outputs.get(suite),
+                  thread_choice=choice)
+        if suite in outputs:
+            print(f"rows written to {outputs[suite]}")
         print()
     return 0
 
