@@ -18,9 +18,13 @@
 # Every figure on this page is measured by `python -m fwbook bench --suite SUITE
 # --output-dir results/bench` and read from the committed JSON there, which records the
 # commit, package versions and the hardware; each figure's title names that hardware.
-# Timings come from a shared, busy 2-core machine: each figure is the median of interleaved
-# timed blocks inside one process, so **ratios** between rows are the meaningful numbers, not
-# the absolute rates. **GPU figures are not measured yet**: no GPU was available when these
+# Timings come from a shared, busy 2-core machine. Every suite therefore times the rows it
+# compares in **interleaved** blocks (block $r$ of every row before block $r+1$ of any), so a
+# burst of load lands on all rows alike, and reports the min / median / max block; a row
+# whose spread, (max − min) / median, exceeds 30% is marked `!` as too unsteady to trust.
+# **Ratios** between rows of one run are the meaningful numbers, not the absolute rates.
+# The number of torch threads is measured, not assumed: each run times the plain step under
+# 1 and 2 threads (interleaved) and uses the faster, and says so. **GPU figures are not measured yet**: no GPU was available when these
 # were taken; the GPU code paths (CUDA graphs through `torch.compile`'s `reduce-overhead`
 # mode) exist and are tested only where a GPU is present.
 #
@@ -75,10 +79,68 @@ for suite, document in documents.items():
 # %%
 speedup = documents["speedup"]
 if speedup is not None:
+    print(bench.threads_line(speedup["settings"]["threads"]))
     for line in bench.speedup_summary(speedup):
         print(line)
     bench.plot_speedup(speedup)
     plt.show()
+
+# %% [markdown]
+# ### What each idea gained
+#
+# Beyond compiling, three ideas were tried on the fast-weights step (`fwbook.fused_eq4`),
+# each tested equal to the plain step (outputs, gradients and whole Adam updates, fp32,
+# within $10^{-5}$, `tests/test_fused_eq4.py`):
+#
+# - **a hand-derived backward** of the whole Eq. 4 recurrence in one custom autograd
+#   function: autograd no longer records and replays every small operation of every step;
+#   the gradient of $W$ is one $(H \times BT) \cdot (BT \times H)$ product after the loop
+#   instead of $T$ small ones; layer norm's gain and bias gradients are summed once;
+# - the same with the attention as **batched matrix products** (`bmm`) instead of
+#   element-wise products and sums, i.e. "fewer, larger kernels";
+# - the hand-derived backward **handed to `torch.compile`**.
+#
+# A fourth, training **several seeds as one batched model**, is measured by the sweep suite
+# below. Each line gives the gain over the path the idea builds on, from the same run:
+
+# %%
+if speedup is not None:
+    for line in bench.ideas_summary(speedup):
+        print(line)
+    print()
+    print(bench.format_speedup(speedup["rows"]))
+
+# %% [markdown]
+# ## How far from the machine's limit
+#
+# `fwbook.flops` counts the floating-point work of one training update (forward, backward,
+# gradient clipping, Adam) of each model, op by op: a matrix product $(m \times k)(k \times n)$
+# is $2mkn$ FLOPs, the Eq. 4 attention counts as the two contractions it is, element-wise
+# work per output element (an estimate, given apart). Every matrix-product count is checked
+# against PyTorch's own `FlopCounterMode` on a real forward and backward
+# (`tests/test_flops.py`). The suite divides the FLOPs a plain eager training step does per
+# second by what `torch.mm` reaches on this machine, measured in the same run, at the model's
+# recurrent product $(B \times H)(H \times G)$ and at $1024^3$:
+
+# %%
+flops = documents["flops"]
+if flops is not None:
+    print(bench.threads_line(flops["settings"]["threads"]))
+    print(bench.format_flops(flops["rows"]))
+    rows = flops["rows"]
+    best = max(rows, key=lambda r: r["fraction_at_shape"])
+    worst = min(rows, key=lambda r: r["fraction_at_shape"])
+    print(f"\nThe plain eager steps reach from {worst['fraction_at_shape']:.0%} "
+          f"({worst['model']}, R = {worst['hidden']}) to {best['fraction_at_shape']:.0%} "
+          f"({best['model']}, R = {best['hidden']}) of torch.mm at their shapes, and at most "
+          f"{max(r['fraction_of_large'] for r in rows):.0%} of its rate on large matrices.")
+if speedup is not None:
+    for hidden in sorted({r["hidden"] for r in speedup["rows"]}):
+        fastest = max((r for r in speedup["rows"] if r["hidden"] == hidden),
+                      key=lambda r: r["seq_per_s"])
+        print(f"Fastest fast-weights path at R = {hidden}: {fastest['path']}, "
+              f"{fastest['gflops']:.1f} GFLOP/s = {fastest['fraction_at_shape']:.0%} of torch.mm "
+              f"at (B x H) @ (H x H), {fastest['fraction_of_large']:.0%} of it at 1024³.")
 
 # %% [markdown]
 # Compilation is paid once per run and shape; the figures above leave it out and give it
@@ -201,7 +263,10 @@ if tta is not None:
 #
 # - `train`'s default path for long CPU runs is the compiled step, faster than the plain
 #   eager Eq. 4 code by the ratio printed above (the eager step alone gains less); compiling
-#   takes seconds to tens of seconds per shape.
+#   takes seconds to minutes per shape, depending on how busy the machine is.
+# - At batch 128 and $T = 11$ a training update is a few hundred small kernels: the step is
+#   bound by their number and overhead, not by arithmetic, which is why it reaches only the
+#   fraction of the matrix kernels' rate printed above.
 # - All figures are CPU figures from a shared machine; GPU figures are not measured yet.
 #
 # From the measurements above:

@@ -181,21 +181,24 @@ def measure_threads(device: str = "cpu", candidates: Iterable[int] | None = None
     finally:
         torch.set_num_threads(previous)
     chosen = max(stats, key=lambda threads: stats[threads]["median"])
-    return {"chosen": chosen, "how": "measured",
+    return {"chosen": chosen, "how": "measured", "hidden": hidden,
             "seq_per_s": {str(t): round(s["median"], 1) for t, s in stats.items()},
             "spread": {str(t): s["spread"] for t, s in stats.items()}}
 
 
-def choose_threads(threads: int | None, device: torch.device) -> dict:
+def choose_threads(threads: int | None, device: torch.device, quick: bool = False) -> dict:
     """Set torch's CPU thread count: ``threads`` when given, else the best measured one
-    (:func:`measure_threads`; 1 on a 1-core machine and on a GPU, where it matters little).
-    Returns what was chosen and how, for the printout and the JSON."""
+    (:func:`measure_threads`; 1 on a 1-core machine and on a GPU, where it matters little;
+    ``quick``: measured at R = 8 in a moment). Returns what was chosen and how, for the
+    printout and the JSON."""
     import os
 
     if threads:
         choice = {"chosen": threads, "how": "asked for (--threads)"}
     elif device.type != "cpu" or (os.cpu_count() or 1) < 2:
         choice = {"chosen": 1, "how": "one core" if device.type == "cpu" else "GPU run"}
+    elif quick:
+        choice = measure_threads(str(device), hidden=8, repeats=1, steps_per_repeat=1)
     else:
         choice = measure_threads(str(device))
     torch.set_num_threads(choice["chosen"])
@@ -208,7 +211,7 @@ def threads_line(choice: dict) -> str:
     if choice.get("seq_per_s"):
         text += ": " + ", ".join(f"{t} thread{'s' if t != '1' else ''} {rate:,.0f} seq/s"
                                  for t, rate in choice["seq_per_s"].items())
-        text += ", FW Eq. 4 R = 100, plain step"
+        text += f", FW Eq. 4 R = {choice.get('hidden', 100)}, plain step"
     return text + ")"
 
 
@@ -318,7 +321,8 @@ COMPILED_PATHS = ("compiled", "fused_compiled")
 def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int = 128,
                   device: str = "cpu", repeats: int = 5, steps_per_repeat: int = 10,
                   compiled: bool = True, warmup: int = 3,
-                  paths: Iterable[str] = tuple(SPEEDUP_PATHS)) -> list[dict]:
+                  paths: Iterable[str] = tuple(SPEEDUP_PATHS),
+                  cold_compile: bool = True) -> list[dict]:
     """The training paths of FW Eq. 4 (:data:`SPEEDUP_PATHS`) against the plain eager
     reference, in one process, and how close each comes to this machine's matrix kernels.
 
@@ -363,8 +367,8 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
                 step = fused_training_step(model, optimizer, 5.0,
                                            compile=name == "fused_compiled",
                                            bmm=name == "fused_bmm")
-            with cold_compile_caches():
-                step(batch.inputs, batch.targets)  # compiles, as on a machine seeing it first
+            with (cold_compile_caches() if cold_compile else contextlib.nullcontext()):
+                step(batch.inputs, batch.targets)  # compiles (cold: as on a new machine)
             if name in COMPILED_PATHS:
                 if not step.compiled:  # compiling failed here: nothing to time
                     continue
@@ -733,8 +737,8 @@ def plot_speedup(document: dict):
     use_house_style()
     rows = document["rows"]
     hidden_sizes = sorted({row["hidden"] for row in rows})
-    paths = [p for p in ("reference", "eager", "compiled") if any(r["path"] == p for r in rows)]
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    paths = [p for p in SPEEDUP_PATHS if any(r["path"] == p for r in rows)]
+    figure, axis = plt.subplots(figsize=(7.5, 3.8))
     width = 0.8 / len(paths)
     for offset, path in enumerate(paths):
         values = [next((r["seq_per_s"] for r in rows if r["hidden"] == h and r["path"] == path), 0)
@@ -845,7 +849,7 @@ def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = F
               threads: int | None = None, repeats: int = 5, compiled: bool = True,
               hidden: Iterable[int] | None = None, batch_size: int = 128,
               steps_per_repeat: int | None = None, json_path=None,
-              thread_choice: dict | None = None) -> dict:
+              thread_choice: dict | None = None, cold_compile: bool = True) -> dict:
     """Measure one suite, print a summary and (with ``output_dir``) write ``{suite}.json``.
 
     ``quick`` shrinks every suite to seconds (tests, smoke checks); the committed results under
@@ -853,9 +857,10 @@ def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = F
     count is fastest here (:func:`choose_threads`; ``thread_choice`` passes one made before).
     ``hidden``, ``batch_size`` and ``steps_per_repeat`` override the suite's sizes (throughput,
     speedup and flops). ``json_path``: also write the suite's rows, as printed, there.
+    ``cold_compile=False`` lets the speedup suite's compiles use inductor's on-disk caches.
     """
     torch_device = resolve_device(device)
-    choice = thread_choice or choose_threads(threads, torch_device)
+    choice = thread_choice or choose_threads(threads, torch_device, quick)
     torch.set_num_threads(choice["chosen"])
     name = str(torch_device)
     settings: dict = {"quick": quick, "repeats": repeats, "batch_size": batch_size,
@@ -872,7 +877,8 @@ def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = F
         text = format_table(rows)
     elif suite == "speedup":
         rows = speedup_table(sizes(SPEEDUP_HIDDEN), batch_size, name, repeats, block(10),
-                             compiled=compiled and not quick)
+                             compiled=compiled and not quick, cold_compile=cold_compile)
+        settings["compile_cache"] = "cold (caches off)" if cold_compile else "warm (on-disk caches)"
         text = format_speedup(rows)
     elif suite == "flops":
         models = ("fast_weights", "lstm") if quick else None
@@ -946,16 +952,19 @@ def load_bench(suite: str, directory=None) -> dict | None:
 
 
 def speedup_summary(document: dict) -> list[str]:
-    """One sentence per R: the eager and compiled paths as multiples of the plain eager path,
-    naming the one ``train`` uses by default."""
+    """One sentence per R: every path as a multiple of the plain eager path (and, where
+    measured, its GFLOP/s and fraction of the matmul rate), naming ``train``'s default."""
     lines = []
     for hidden in sorted({row["hidden"] for row in document["rows"]}):
         rows = {r["path"]: r for r in document["rows"] if r["hidden"] == hidden}
         parts = []
-        for path in ("eager", "compiled"):
+        for path in [p for p in SPEEDUP_PATHS if p != "reference"]:
             if path not in rows:
                 continue
             text = f"{path} path {rows[path]['ratio_to_reference']:.2f}x"
+            if rows[path].get("fraction_at_shape") is not None:
+                text += (f", {rows[path]['gflops']:.1f} GFLOP/s = "
+                         f"{rows[path]['fraction_at_shape']:.0%} of torch.mm at its shape")
             if rows[path].get("compile_s"):
                 text += f" (compile {rows[path]['compile_s']:.0f} s)"
             if rows[path].get("default"):
@@ -964,4 +973,21 @@ def speedup_summary(document: dict) -> list[str]:
         lines.append(f"R = {hidden}, as multiples of the plain eager reference "
                      f"({rows['reference']['seq_per_s']:,.0f} sequences/s):\n  "
                      + ",\n  ".join(parts))
+    return lines
+
+
+def ideas_summary(document: dict) -> list[str]:
+    """What each idea of the speedup suite gained over the path it builds on, per R:
+    'fused (hand-derived backward ...): 1.20x eager at R = 50, 1.15x at R = 100'."""
+    lines = []
+    for path, (idea, base) in SPEEDUP_PATHS.items():
+        rows = sorted((r for r in document["rows"] if r["path"] == path and r.get("gain")),
+                      key=lambda r: r["hidden"])
+        if not rows:
+            continue
+        gains = ", ".join(f"{r['gain']:.2f}x at R = {r['hidden']}"
+                          + (" (!)" if r.get("unsteady") else "") for r in rows)
+        verdict = ("paid" if all(r["gain"] > 1.05 for r in rows) else
+                   "did not pay" if all(r["gain"] < 1.0 for r in rows) else "mixed / within noise")
+        lines.append(f"{path}: {idea}.\n  Against {base}: {gains}: {verdict}.")
     return lines

@@ -163,6 +163,9 @@ def _add_bench(subparsers) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds, for checks")
     parser.add_argument("--no-compile", action="store_true",
                         help="speedup suite without the compiled paths (compiling takes minutes)")
+    parser.add_argument("--warm-compile", action="store_true",
+                        help="speedup suite: let compiling reuse inductor's on-disk caches "
+                             "(default: time it cold, as on a machine that never compiled it)")
     parser.set_defaults(handler=_run_bench)
 
 
@@ -180,12 +183,12 @@ def _run_bench(args, parser) -> int:
             check_writable(args.output_dir / "probe.json")
     except ValueError as error:
         parser.error(str(error))
-    choice = choose_threads(args.threads, device)  # once, for every suite of this run
+    choice = choose_threads(args.threads, device, args.quick)  # once, for every suite
     for suite in suites:
         run_suite(suite, args.device, args.output_dir, args.quick, args.threads, args.repeats,
                   compiled=not args.no_compile, hidden=args.hidden, batch_size=args.batch,
                   steps_per_repeat=args.steps, json_path=outputs.get(suite),
-                  thread_choice=choice)
+                  thread_choice=choice, cold_compile=not args.warm_compile)
         if suite in outputs:
             print(f"rows written to {outputs[suite]}")
         print()

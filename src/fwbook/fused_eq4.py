@@ -204,20 +204,21 @@ class FusedStep(CompiledStep):
     """
 
     def __init__(self, model, optimizer, clip_norm: Optional[float], compile: bool = False,
-                 fallback: bool = True, bmm: bool = False):
+                 fallback: bool = True, bmm: bool = False, backend: str = "inductor"):
         if not supports(model):
             raise ValueError("the fused step needs a fast-weights model with memory='efficient'")
         super().__init__(model, optimizer, clip_norm, fallback=fallback)
         loss = functools.partial(fused_loss, model, bmm=bmm)
         self._eager_loss = loss
-        self._compiled_loss = (torch.compile(loss, fullgraph=True, dynamic=False)
-                               if compile else loss)
+        self._compiled_loss = (torch.compile(loss, fullgraph=True, dynamic=False,
+                                             backend=backend) if compile else loss)
         self._loss = self._compiled_loss
         self.compile = compile
 
 
 def fused_training_step(model, optimizer, clip_norm: Optional[float], compile: bool = False,
-                        fallback: bool = True, bmm: bool = False) -> FusedStep:
+                        fallback: bool = True, bmm: bool = False, backend: str = "inductor"
+                        ) -> FusedStep:
     """The hand-derived-backward training step (see the module docstring).
 
     Args:
@@ -227,7 +228,8 @@ def fused_training_step(model, optimizer, clip_norm: Optional[float], compile: b
         compile: also ``torch.compile`` the loss (forward and the hand-derived backward).
         fallback: on a compile failure warn and run it eagerly (False: raise).
         bmm: the attention as batched matrix products (slower here; for the benchmark).
+        backend: torch.compile backend ("aot_eager" only checks the tracing).
     Returns:
         a :class:`FusedStep`; calling it returns (loss, gradient norm before clipping).
     """
-    return FusedStep(model, optimizer, clip_norm, compile, fallback, bmm)
+    return FusedStep(model, optimizer, clip_norm, compile, fallback, bmm, backend)
