@@ -120,7 +120,8 @@ if speedup is not None:
 # against PyTorch's own `FlopCounterMode` on a real forward and backward
 # (`tests/test_flops.py`). The suite divides the FLOPs a plain eager training step does per
 # second by what `torch.mm` reaches on this machine, measured in the same run, at the model's
-# recurrent product $(B \times H)(H \times G)$ and at $1024^3$:
+# recurrent product $(B \times H)(H \times G)$ and at $512^3$, timed in the same interleaved
+# blocks as the steps:
 
 # %%
 flops = documents["flops"]
@@ -140,7 +141,7 @@ if speedup is not None:
                       key=lambda r: r["seq_per_s"])
         print(f"Fastest fast-weights path at R = {hidden}: {fastest['path']}, "
               f"{fastest['gflops']:.1f} GFLOP/s = {fastest['fraction_at_shape']:.0%} of torch.mm "
-              f"at (B x H) @ (H x H), {fastest['fraction_of_large']:.0%} of it at 1024³.")
+              f"at (B x H) @ (H x H), {fastest['fraction_of_large']:.0%} of it at 512³.")
 
 # %% [markdown]
 # Compilation is paid once per run and shape; the figures above leave it out and give it

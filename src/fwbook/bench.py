@@ -37,7 +37,8 @@ def interleaved_rates(step_functions: dict, items_per_call: int, repeats: int,
 
     Args:
         step_functions: name -> a callable doing one update.
-        items_per_call: what one call counts for (sequences per update; 1 for updates).
+        items_per_call: what one call counts for (sequences per update; 1 for updates;
+            FLOPs for a matrix product), or a dict of it per name.
         repeats: timed blocks per function.
         calls_per_repeat: calls per timed block.
     Returns:
@@ -45,6 +46,8 @@ def interleaved_rates(step_functions: dict, items_per_call: int, repeats: int,
         ``spread`` = (max - min) / median, ``unsteady`` = spread > :data:`SPREAD_LIMIT`.
     """
     device = torch.device(device)
+    if not isinstance(items_per_call, dict):
+        items_per_call = {name: items_per_call for name in step_functions}
     rates: dict[str, list[float]] = {name: [] for name in step_functions}
     for _ in range(repeats):
         for name, run_one in step_functions.items():
@@ -53,7 +56,8 @@ def interleaved_rates(step_functions: dict, items_per_call: int, repeats: int,
                 run_one()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            rates[name].append(calls_per_repeat * items_per_call / (time.perf_counter() - start))
+            rates[name].append(calls_per_repeat * items_per_call[name]
+                               / (time.perf_counter() - start))
     result = {}
     for name, values in rates.items():
         median = statistics.median(values)
@@ -331,14 +335,15 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
     of a compiled path is a cold compile (inductor's caches off). ``gflops`` is the analytic
     FLOPs of one update (:func:`fwbook.flops.training_flops`) times updates per second;
     ``fraction_at_shape`` divides it by ``torch.mm``'s rate at the step's (B x H) @ (H x H)
-    product measured in the same run, ``fraction_of_large`` by its rate at 1024³.
+    product, ``fraction_of_large`` by its rate at 512³, both timed in the same interleaved
+    blocks as the paths.
 
     Returns:
         rows ``{"hidden", "path", "idea", "compared_with", "default", "seq_per_s" (+ min, max,
         spread, unsteady), "ratio_to_reference", "gain", "compile_s", "flops_per_update",
         "gflops", "fraction_at_shape", "fraction_of_large"}`` and, in ``matmul``, the rates.
     """
-    from .flops import matmul_rate, training_flops
+    from .flops import LARGE, matmul_call, training_flops
     from .fused_eq4 import fused_training_step
     from .speed import compiled_training_step
 
@@ -346,7 +351,6 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
     batch = associative_retrieval(batch_size, generator=torch.Generator().manual_seed(0))
     batch = batch.to(torch_device)
     wanted = [p for p in SPEEDUP_PATHS if p in paths and (compiled or p not in COMPILED_PATHS)]
-    large = matmul_rate(1024, 1024, 1024)
     rows = []
     for hidden in hidden_sizes:
         config = ModelConfig(model="fast_weights", hidden=hidden)
@@ -374,11 +378,16 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
                     continue
                 compile_s[name] = round(step.compile_s, 1)
             steps[name] = lambda s=step: s(batch.inputs, batch.targets)
+        items = {name: batch_size for name in steps}
+        # the matrix kernels, timed in the same interleaved blocks (rates in FLOP/s)
+        steps["mm@shape"], items["mm@shape"] = matmul_call(batch_size, hidden, hidden, 20)
+        steps["mm@large"], items["mm@large"] = matmul_call(LARGE, LARGE, LARGE)
         for run_one in steps.values():
             for _ in range(warmup):
                 run_one()
-        stats = interleaved_rates(steps, batch_size, repeats, steps_per_repeat, torch_device)
-        at_shape = matmul_rate(batch_size, hidden, hidden)
+        stats = interleaved_rates(steps, items, repeats, steps_per_repeat, torch_device)
+        at_shape = {"gflops": round(stats.pop("mm@shape")["median"] / 1e9, 2)}
+        large = {"gflops": round(stats.pop("mm@large")["median"] / 1e9, 2)}
         flops = training_flops("fast_weights", hidden, batch_size)["total"]
         default_path = default_training_path("fast_weights", torch_device)
         if default_path not in stats:  # compiling failed here: train falls back to eager
@@ -417,7 +426,7 @@ def format_speedup(rows: list[dict]) -> str:
     """One line per R and path: min / median / max seq/s, × reference, gain over the path it
     builds on, achieved GFLOP/s and its fraction of the measured matmul rates."""
     lines = [f"{'R':>4} {'path':<15}{'min':>8}{'median':>8}{'max':>8}  {'x ref':>6} "
-             f"{'gain':>13}  {'GFLOP/s':>7} {'of mm@shape':>11} {'of mm 1024³':>11}"]
+             f"{'gain':>13}  {'GFLOP/s':>7} {'of mm@shape':>11} {'of mm 512³':>11}"]
     for r in rows:
         gain = f"{r['gain']:.2f}x {r['compared_with']}" if r.get("gain") else ""
         lines.append(
@@ -431,7 +440,7 @@ def format_speedup(rows: list[dict]) -> str:
     if rows:
         lines.append("torch.mm here: " + ", ".join(
             f"(128 x {h}) @ ({h} x {h}) {g:.1f} GFLOP/s" for h, g in shapes)
-            + f", 1024³ {rows[0]['matmul_gflops_large']:.1f} GFLOP/s")
+            + f", 512³ {rows[0]['matmul_gflops_large']:.1f} GFLOP/s")
     lines.append(spread_note(rows))
     return "\n".join(lines)
 
@@ -641,14 +650,15 @@ def flops_table(models: Iterable[str] | None = None,
     For every model and R: the analytic FLOPs of one update (:func:`fwbook.flops.training_flops`),
     the plain eager step's rate (all rows timed in interleaved blocks), the GFLOP/s that makes,
     and its fraction of ``torch.mm``'s rate at the model's recurrent product (B x H) @ (H x G)
-    (G = H, 4H for the LSTM, 4.5H for the A-LSTM) and at 1024³, measured in the same run.
+    (G = H, 4H for the LSTM, 4.5H for the A-LSTM) and at 512³, timed in the same
+    interleaved blocks as the steps.
 
     Returns:
         rows ``{"model", "hidden", "flops_per_update", "matmul_share", "seq_per_s" (+ min,
         max, spread, unsteady), "gflops", "mm_shape", "matmul_gflops_at_shape",
         "fraction_at_shape", "matmul_gflops_large", "fraction_of_large"}``.
     """
-    from .flops import FLOP_MODELS, matmul_rate, training_flops
+    from .flops import FLOP_MODELS, LARGE, matmul_call, training_flops
 
     models = tuple(models or FLOP_MODELS)
     torch_device = torch.device(device)
@@ -663,14 +673,19 @@ def flops_table(models: Iterable[str] | None = None,
             paths[name] = (lambda m=model, o=optimizer: plain_training_step(
                 m, o, batch.inputs, batch.targets, 5.0))
             keys[name] = (model_name, hidden)
+    width = {"lstm": 4.0, "alstm": 4.5}
+    shapes = sorted({(batch_size, h, int(width.get(m, 1.0) * h)) for m, h in keys.values()})
+    items = {name: batch_size for name in paths}
+    for shape in shapes:  # the matrix kernels, in the same interleaved blocks (FLOP/s)
+        paths[f"mm{shape}"], items[f"mm{shape}"] = matmul_call(*shape, 20)
+    paths["mm@large"], items["mm@large"] = matmul_call(LARGE, LARGE, LARGE)
     for run_one in paths.values():
         for _ in range(warmup):
             run_one()
-    stats = interleaved_rates(paths, batch_size, repeats, steps_per_repeat, torch_device)
-    width = {"lstm": 4.0, "alstm": 4.5}
-    shapes = {(batch_size, h, int(width.get(m, 1.0) * h)) for m, h in keys.values()}
-    rates = {shape: matmul_rate(*shape) for shape in sorted(shapes)}
-    large = matmul_rate(1024, 1024, 1024)
+    stats = interleaved_rates(paths, items, repeats, steps_per_repeat, torch_device)
+    rates = {shape: {"gflops": round(stats.pop(f"mm{shape}")["median"] / 1e9, 2)}
+             for shape in shapes}
+    large = {"gflops": round(stats.pop("mm@large")["median"] / 1e9, 2)}
     rows = []
     for name, (model_name, hidden) in keys.items():
         counts = training_flops(model_name, hidden, batch_size)
@@ -691,7 +706,7 @@ def flops_table(models: Iterable[str] | None = None,
 def format_flops(rows: list[dict]) -> str:
     """The flops suite as text: work per update, rate, achieved GFLOP/s and fractions."""
     lines = [f"{'model':<13}{'R':>4} {'MFLOP/upd':>10} {'mm share':>8} {'seq/s':>8} "
-             f"{'GFLOP/s':>8} {'mm@shape':>9} {'fraction':>8} {'of 1024³':>8}"]
+             f"{'GFLOP/s':>8} {'mm@shape':>9} {'fraction':>8} {'of 512³':>8}"]
     for r in rows:
         lines.append(f"{r['model']:<13}{r['hidden']:>4} {r['flops_per_update'] / 1e6:>10.1f} "
                      f"{r['matmul_share']:>8.0%} {r['seq_per_s']:>8,.0f}{_mark(r)}"
@@ -699,7 +714,7 @@ def format_flops(rows: list[dict]) -> str:
                      f"{r['fraction_at_shape']:>8.1%} {r['fraction_of_large']:>8.1%}")
     if rows:
         lines.append(f"plain eager training step (forward, backward, clip, Adam), batch 128; "
-                     f"torch.mm at 1024³: {rows[0]['matmul_gflops_large']:.1f} GFLOP/s; "
+                     f"torch.mm at 512³: {rows[0]['matmul_gflops_large']:.1f} GFLOP/s; "
                      f"mm@shape: (B x H) @ (H x G), the model's recurrent product")
     lines.append(spread_note(rows))
     return "\n".join(lines)

@@ -34,8 +34,10 @@ import torch
 from .data import VOCAB_SIZE, sequence_length
 from .models import READOUT_HIDDEN, ModelConfig, build_model
 
-__all__ = ["FLOP_MODELS", "count_matmul_flops", "matmul_rate", "parameter_count",
-           "training_flops"]
+__all__ = ["FLOP_MODELS", "LARGE", "count_matmul_flops", "matmul_call", "matmul_rate",
+           "parameter_count", "training_flops"]
+
+LARGE = 512  # the "large" product: (512 x 512) @ (512 x 512), 268 MFLOP
 
 FLOP_MODELS = ("fast_weights", "irnn", "ln_irnn", "lstm", "alstm")
 # per output element, forward; the backward is counted as twice the forward
@@ -144,3 +146,20 @@ def matmul_rate(m: int, k: int, n: int, seconds: float = 0.2, repeats: int = 5) 
         rates.append(count * flops / (time.perf_counter() - start) / 1e9)
     return {"shape": [m, k, n], "gflops": round(statistics.median(rates), 2),
             "gflops_min": round(min(rates), 2), "gflops_max": round(max(rates), 2)}
+
+
+def matmul_call(m: int, k: int, n: int, products: int = 1):
+    """A callable doing ``products`` fp32 ``torch.mm`` (m x k) @ (k x n), and its FLOPs, for
+    timing matrix kernels in the same interleaved blocks as training steps.
+
+    Returns:
+        ``(function, flops per call)``.
+    """
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    out = torch.empty(m, n)
+
+    def run() -> None:
+        for _ in range(products):
+            torch.mm(a, b, out=out)
+
+    return run, products * _matmul(m, k, n)
