@@ -145,13 +145,15 @@ if speedup is not None:
 
 # %% [markdown]
 # Compilation is paid once per run and shape; the figures above leave it out and give it
-# apart, timed cold (inductor's caches switched off). With the caches (on disk; the
-# `TORCHINDUCTOR_CACHE_DIR` environment variable moves them), compiling a graph seen before
-# takes a few seconds, so in a sweep only the first run of each shape pays in full. In
-# updates of the eager step, a cold compile costs:
+# apart. `bench` times it cold (inductor's caches switched off) unless run with
+# `--warm-compile`, which lets it reuse inductor's on-disk caches (the
+# `TORCHINDUCTOR_CACHE_DIR` environment variable moves them); a graph seen before then
+# compiles in seconds to a minute, so in a sweep only the first run of each shape pays in
+# full. How this measurement compiled, and what compiling cost in updates of the eager step:
 
 # %%
 if speedup is not None:
+    print(f"compile timed: {speedup['settings'].get('compile_cache', 'cold (caches off)')}")
     for hidden in sorted({r["hidden"] for r in speedup["rows"]}):
         rows = {r["path"]: r for r in speedup["rows"] if r["hidden"] == hidden}
         if rows.get("compiled", {}).get("compile_s"):

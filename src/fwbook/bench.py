@@ -380,15 +380,19 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
             steps[name] = lambda s=step: s(batch.inputs, batch.targets)
         items = {name: batch_size for name in steps}
         # the matrix kernels, timed in the same interleaved blocks (rates in FLOP/s)
-        steps["mm@shape"], items["mm@shape"] = matmul_call(batch_size, hidden, hidden, 20)
-        steps["mm@large"], items["mm@large"] = matmul_call(LARGE, LARGE, LARGE)
+        flops = training_flops("fast_weights", hidden, batch_size)["total"]
+        # each call does about one update's FLOPs, so its blocks last about as long as the
+        # steps' (a block much shorter than a scheduler time slice escapes the machine's load)
+        steps["mm@shape"], items["mm@shape"] = matmul_call(
+            batch_size, hidden, hidden, _products(flops, batch_size, hidden, hidden))
+        steps["mm@large"], items["mm@large"] = matmul_call(
+            LARGE, LARGE, LARGE, _products(flops, LARGE, LARGE, LARGE))
         for run_one in steps.values():
             for _ in range(warmup):
                 run_one()
         stats = interleaved_rates(steps, items, repeats, steps_per_repeat, torch_device)
         at_shape = {"gflops": round(stats.pop("mm@shape")["median"] / 1e9, 2)}
         large = {"gflops": round(stats.pop("mm@large")["median"] / 1e9, 2)}
-        flops = training_flops("fast_weights", hidden, batch_size)["total"]
         default_path = default_training_path("fast_weights", torch_device)
         if default_path not in stats:  # compiling failed here: train falls back to eager
             default_path = "eager"
@@ -411,6 +415,11 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
                 "matmul_gflops_large": large["gflops"],
                 "fraction_of_large": round(gflops / large["gflops"], 3)})
     return rows
+
+
+def _products(flops: float, m: int, k: int, n: int) -> int:
+    """How many (m x k) @ (k x n) products make about ``flops`` FLOPs (at least one)."""
+    return max(1, round(flops / (2 * m * k * n)))
 
 
 def default_training_path(model: str, device: torch.device) -> str:
@@ -676,9 +685,15 @@ def flops_table(models: Iterable[str] | None = None,
     width = {"lstm": 4.0, "alstm": 4.5}
     shapes = sorted({(batch_size, h, int(width.get(m, 1.0) * h)) for m, h in keys.values()})
     items = {name: batch_size for name in paths}
-    for shape in shapes:  # the matrix kernels, in the same interleaved blocks (FLOP/s)
-        paths[f"mm{shape}"], items[f"mm{shape}"] = matmul_call(*shape, 20)
-    paths["mm@large"], items["mm@large"] = matmul_call(LARGE, LARGE, LARGE)
+    # the matrix kernels, in the same interleaved blocks (FLOP/s), each call about one
+    # update's FLOPs so that its blocks last about as long as the steps'
+    update_flops = {h: training_flops("fast_weights", h, batch_size)["total"]
+                    for _, h in keys.values()}
+    for shape in shapes:
+        paths[f"mm{shape}"], items[f"mm{shape}"] = matmul_call(
+            *shape, _products(update_flops[shape[1]], *shape))
+    paths["mm@large"], items["mm@large"] = matmul_call(
+        LARGE, LARGE, LARGE, _products(max(update_flops.values()), LARGE, LARGE, LARGE))
     for run_one in paths.values():
         for _ in range(warmup):
             run_one()
