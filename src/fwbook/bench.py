@@ -1017,7 +1017,9 @@ def ideas_summary(document: dict) -> list[str]:
             continue
         gains = ", ".join(f"{r['gain']:.2f}x at R = {r['hidden']}"
                           + (" (!)" if r.get("unsteady") else "") for r in rows)
+        # beyond ±5% in every row counts; anything nearer 1 is within this machine's noise
         verdict = ("paid" if all(r["gain"] > 1.05 for r in rows) else
-                   "did not pay" if all(r["gain"] < 1.0 for r in rows) else "mixed / within noise")
+                   "did not pay" if all(r["gain"] < 0.95 for r in rows) else
+                   "no clear gain (within the noise)")
         lines.append(f"{path}: {idea}.\n  Against {base}: {gains}: {verdict}.")
     return lines
