@@ -180,6 +180,31 @@ else:
     print(f"That is {verdict} the project's target of 2 hours on this machine.")
 
 # %% [markdown]
+# ## Sweeps on Ray: the same grid, one machine or many
+#
+# `fwbook sweep ... --backend ray` trains each run as a Ray task: on an embedded Ray on this
+# machine by default, or on a cluster with `--address HOST:PORT` (see *How to reproduce*). It
+# keeps the local backend's rules (a finished run is never redone, a record of another
+# configuration is refused, a run another sweep holds is not started) and gives the same
+# records. What does Ray cost on one 2-core machine? Measured by `python -m
+# fwbook.backend_bench`: whole `fwbook sweep` commands on the first runs of the quick Table 1
+# grid, startup included, the two backends alternated (local, Ray, Ray, local) in one run so
+# that the load of the shared machine weighs on both alike.
+
+# %%
+from fwbook import backend_bench
+
+backends = bench.load_bench("backends")
+if backends is None:
+    print("backends: not measured yet (python -m fwbook.backend_bench)")
+else:
+    print(f"measured {backends['measured_at']} on {backends['device']['type']}: "
+          f"{backends['device']['name']}, {backends['device']['cpu_count']} cores, one torch "
+          f"thread per run, commit {backends['commit'][:12]}")
+    for line in backend_bench.summary(backends):
+        print(line)
+
+# %% [markdown]
 # ## Time to accuracy
 #
 # Fast weights with $R = 20$ from scratch (Adam, learning rate $10^{-3}$, batch 128) until
@@ -220,6 +245,11 @@ if cost is not None:
           + (f"the explicit form wins at {', '.join(losses)}." if losses else
              "the explicit form wins nowhere in this grid, T up to "
              f"{max(t for t, _ in ratios)} (with T > H at H = {min(h for _, h in ratios)})."))
+if backends is not None:
+    print(f"- Sweeps on Ray: on this 2-core machine the Ray backend trained "
+          f"{backends['ray_over_local']:.0%} as many runs per hour as the local backend "
+          f"(target: at least {backends['target_ratio']:.0%}), with identical records"
+          if backends["records_identical"] else "- Sweeps on Ray: the records DIFFER")
 if sweep is not None:
     gains = sorted(sweep["rows"], key=lambda r: r["batched_speedup"])
     print(f"- Batching {gains[0]['seeds']} seeds: from {gains[0]['batched_speedup']:.2f}x "

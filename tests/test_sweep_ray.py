@@ -140,6 +140,24 @@ def test_a_run_held_by_a_live_process_is_not_started_on_ray(ray_head, tmp_path):
     assert lock.read_text() == str(os.getpid())  # another's lock is left alone
 
 
+def test_a_run_that_raises_is_reported_and_the_others_finish(ray_head, tmp_path):
+    from fwbook.experiments import table1_configs
+
+    address, env = ray_head
+    broken, fine = "irnn_R20_seed0", "fast_weights_R20_seed0"
+    checkpoint = checkpoint_path(default_checkpoint_dir(tmp_path), broken,
+                                 table1_configs("smoke", (0,))[broken])
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"not a checkpoint")
+    result = fwbook(*sweep_args(tmp_path, broken, fine), "--backend", "ray", "--address",
+                    address, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = [line for line in result.stdout.splitlines() if f"{broken}: FAILED" in line]
+    assert f"{broken}: FAILED (ValueError: " in line and str(checkpoint) in line, line
+    assert f"{fine}: test error" in result.stdout
+    assert not (tmp_path / f"{broken}.json").exists() and (tmp_path / f"{fine}.json").exists()
+
+
 def test_a_killed_ray_worker_fails_its_run_clearly_and_a_rerun_completes_it(ray_head, tmp_path):
     address, env = ray_head
     run = "alstm_R100_seed0"  # the slowest smoke run: 60 updates, a checkpoint every 20

@@ -138,13 +138,12 @@ def connect(address: Optional[str], cpus: Optional[int] = None) -> dict:
     except Exception as error:  # noqa: BLE001 - Ray's many ways to fail to connect: one line
         ray.shutdown()
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        where = address or "this machine"
+        where = f"at {address}" if address else "on this machine"
         hint = ""
         if address is not None and not os.environ.get(AUTH_MODE_VARIABLE):
-            hint = (f" (a cluster with token authentication, Ray's default, also needs "
-                    f"{AUTH_MODE_VARIABLE}=token here and the head's token in ~/.ray/auth_token "
-                    f"or RAY_AUTH_TOKEN)")
-        raise RayUnreachable(f"could not start or join Ray at {where}: {first_line}{hint}") \
+            hint = (f" (a cluster with token authentication also needs {AUTH_MODE_VARIABLE}"
+                    f"=token here and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)")
+        raise RayUnreachable(f"could not start or join Ray {where}: {first_line}{hint}") \
             from None
     resources = ray.cluster_resources()
     return {"address": address or "embedded", "embedded": address is None,
