@@ -189,7 +189,9 @@ else:
 # records. What does Ray cost on one 2-core machine? Measured by `python -m
 # fwbook.backend_bench`: whole `fwbook sweep` commands on the first runs of the quick Table 1
 # grid, startup included, the two backends alternated (local, Ray, Ray, local) in one run so
-# that the load of the shared machine weighs on both alike.
+# that the load of the shared machine weighs on both alike. The machine was shared with other
+# work while this ran (its load average is printed below, against 2 cores): read the medians
+# beside the spread between sweeps of one backend, printed with them.
 
 # %%
 from fwbook import backend_bench

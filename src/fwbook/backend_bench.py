@@ -129,6 +129,11 @@ def summary(document: dict) -> list[str]:
         lines.append(f"  {sweep['backend']:<5} {sweep['wall_s']:6.1f} s  "
                      f"{sweep['runs_per_hour']:6.1f} runs/h  (load {sweep['load_before'][0]:.1f}"
                      f" -> {sweep['load_after'][0]:.1f})")
+    spread = {backend: [s["runs_per_hour"] for s in document["sweeps"] if s["backend"] == backend]
+              for backend in BACKENDS}
+    lines.append("spread between sweeps of one backend: " + ", ".join(
+        f"{backend} {min(rates):.1f} to {max(rates):.1f} runs/h "
+        f"({max(rates) / min(rates) - 1:.0%})" for backend, rates in spread.items()))
     verdict = "within" if document["within_target"] else "outside"
     lines.append(f"median: local {medians['local']:.1f} runs/h, Ray {medians['ray']:.1f} runs/h: "
                  f"Ray at {document['ray_over_local']:.0%} of local, {verdict} the target "
