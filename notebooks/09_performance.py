@@ -248,10 +248,10 @@ if cost is not None:
              "the explicit form wins nowhere in this grid, T up to "
              f"{max(t for t, _ in ratios)} (with T > H at H = {min(h for _, h in ratios)})."))
 if backends is not None:
-    print(f"- Sweeps on Ray: on this 2-core machine the Ray backend trained "
-          f"{backends['ray_over_local']:.0%} as many runs per hour as the local backend "
-          f"(target: at least {backends['target_ratio']:.0%}), with identical records"
-          if backends["records_identical"] else "- Sweeps on Ray: the records DIFFER")
+    print(f"- Sweeps on Ray: on this 2-core machine the Ray backend trained\n"
+          f"  {backends['ray_over_local']:.0%} as many runs per hour as the local backend "
+          f"(target: at least {backends['target_ratio']:.0%}),\n  with "
+          + ("identical records." if backends["records_identical"] else "DIFFERENT records."))
 if sweep is not None:
     gains = sorted(sweep["rows"], key=lambda r: r["batched_speedup"])
     print(f"- Batching {gains[0]['seeds']} seeds: from {gains[0]['batched_speedup']:.2f}x "

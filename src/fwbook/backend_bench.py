@@ -122,25 +122,25 @@ def summary(document: dict) -> list[str]:
     settings = document["settings"]
     medians = document["median_runs_per_hour"]
     load = document["load_1min"]
-    lines = [f"{len(settings['runs'])} runs of the {settings['profile']} Table 1 grid "
-             f"({', '.join(settings['runs'])}), {settings['workers']} workers, "
-             f"{settings['rounds']} sweeps per backend in the order {' '.join(settings['order'])}"]
+    lines = [f"{len(settings['runs'])} runs of the {settings['profile']} Table 1 grid, "
+             f"{settings['workers']} workers, {settings['rounds']} sweeps per backend "
+             f"(order: {' '.join(settings['order'])})", f"runs: {', '.join(settings['runs'])}"]
     for sweep in document["sweeps"]:
         lines.append(f"  {sweep['backend']:<5} {sweep['wall_s']:6.1f} s  "
                      f"{sweep['runs_per_hour']:6.1f} runs/h  (load {sweep['load_before'][0]:.1f}"
                      f" -> {sweep['load_after'][0]:.1f})")
     spread = {backend: [s["runs_per_hour"] for s in document["sweeps"] if s["backend"] == backend]
               for backend in BACKENDS}
-    lines.append("spread between sweeps of one backend: " + ", ".join(
-        f"{backend} {min(rates):.1f} to {max(rates):.1f} runs/h "
-        f"({max(rates) / min(rates) - 1:.0%})" for backend, rates in spread.items()))
+    lines.append("spread between sweeps of one backend:")
+    lines += [f"  {backend:<5} {min(rates):.1f} to {max(rates):.1f} runs/h "
+              f"({max(rates) / min(rates) - 1:.0%})" for backend, rates in spread.items()]
     verdict = "within" if document["within_target"] else "outside"
-    lines.append(f"median: local {medians['local']:.1f} runs/h, Ray {medians['ray']:.1f} runs/h: "
-                 f"Ray at {document['ray_over_local']:.0%} of local, {verdict} the target "
+    lines.append(f"median: local {medians['local']:.1f} runs/h, Ray {medians['ray']:.1f} runs/h")
+    lines.append(f"Ray at {document['ray_over_local']:.0%} of local, {verdict} the target "
                  f"(at least {document['target_ratio']:.0%})")
-    lines.append(f"1-minute load average during the measurement: {load['min']:.1f} to "
-                 f"{load['max']:.1f} (median {load['median']:.1f}) on "
-                 f"{document['device']['cpu_count']} cores; records of both backends "
+    lines.append(f"load average (1 min) meanwhile: {load['min']:.1f} to {load['max']:.1f} "
+                 f"(median {load['median']:.1f}) on {document['device']['cpu_count']} cores")
+    lines.append("records of both backends: "
                  + ("identical" if document["records_identical"] else "DIFFERENT"))
     return lines
 
