@@ -214,7 +214,7 @@ else:
 # work while this ran (its load average is printed below, against 2 cores): read the medians
 # beside the spread between sweeps of one backend, printed with them.
 
-# %%
+# %% tags=["hide-input"]
 from fwbook import backend_bench
 
 backends = bench.load_bench("backends")
