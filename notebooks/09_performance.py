@@ -31,12 +31,29 @@
 # Every profile shows the committed measurements; with `smoke`, a suite not committed yet is
 # measured at tiny sizes (seconds), only to check that the code runs.
 
+# %% tags=["remove-cell"]
+# Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
+# results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
+import os, subprocess, sys  # noqa: E401
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_BRANCH = "main"
+if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
+    if not os.path.isdir("fwbook-source"):
+        if not FWBOOK_REPOSITORY:
+            raise RuntimeError("set FWBOOK_REPOSITORY to the book's git URL, run this cell again")
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", FWBOOK_BRANCH,
+                        FWBOOK_REPOSITORY, "fwbook-source"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e",
+                        "fwbook-source"], check=True)
+    os.chdir("fwbook-source")  # the chapter reads results/ and _toc.yml from here
+    sys.path.insert(0, os.path.abspath("src"))  # the editable install needs no restart
+
 # %% tags=["parameters"]
 profile = "quick"
 seed = 0
 device = "auto"
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
 from fwbook import bench
@@ -75,8 +92,10 @@ for suite, document in documents.items():
 # the smoke book use the eager one. Each record says which step it ran
 # (`record["training_step"]`), with the compile time. On CUDA "auto" stays eager until the
 # CUDA-graph step has been checked on a GPU.
+#
+# {numref}`fig-speedup` shows the measured speed-ups.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training sequences per second of the three Eq. 4 training paths (the frozen eager reference, the eager step, the compiled step), each bar labelled with its speed-up over the reference.", "name": "fig-speedup"}, "image": {"alt": "Grouped bar chart of training sequences per second at each measured hidden size R for the reference, the eager step and the compiled step, each bar labelled with its speed-up over the reference."}}
 speedup = documents["speedup"]
 if speedup is not None:
     print(bench.threads_line(speedup["settings"]["threads"]))
@@ -103,7 +122,7 @@ if speedup is not None:
 # A fourth, training **several seeds as one batched model**, is measured by the sweep suite
 # below. Each line gives the gain over the path the idea builds on, from the same run:
 
-# %%
+# %% tags=["hide-input"]
 if speedup is not None:
     for line in bench.ideas_summary(speedup):
         print(line)
@@ -168,7 +187,7 @@ if speedup is not None:
 #
 # Training throughput, forward + backward + Adam, batch 128, all in one run:
 
-# %%
+# %% tags=["hide-input"]
 throughput = documents["throughput"]
 if throughput is not None:
     print(bench.format_table(throughput["rows"]))
@@ -178,10 +197,10 @@ if throughput is not None:
 #
 # The explicit form carries $A(t)$, $B \cdot H^2$ numbers per step; Eq. 4 carries the past
 # hidden states, $B \cdot t \cdot H$ at step $t$. Counting numbers alone, Eq. 4 should win
-# while $T < H$ and lose beyond; the measurement below shows whether and where the crossover
+# while $T < H$ and lose beyond; the measurement below ({numref}`fig-memory-cost`) shows whether and where the crossover
 # really comes (longer sequences come from more key-value pairs, $T = 2K + 3$).
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Throughput of the explicit form and of Eq. 4 against the hidden size $H$, one panel per sequence length $T$ (log-log).", "name": "fig-memory-cost"}, "image": {"alt": "Log-log line charts, one panel per sequence length T: training sequences per second against the number of hidden units H, one line for the explicit A(t) form and one for Eq. 4."}}
 cost = documents["cost"]
 if cost is not None:
     for length in sorted({r["seq_len"] for r in cost["rows"]}):
@@ -203,8 +222,10 @@ if cost is not None:
 # own initialisation, data order, clipping and record, tested equal to single runs). The
 # sweep does not use batching: it gains less than compiling the step does, and it has no
 # checkpoints.
+#
+# {numref}`fig-sweep` compares the two.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Sweep throughput for each Table 1 cell: models of 40,000 updates trained per hour, one seed after another and with three seeds batched.", "name": "fig-sweep"}, "image": {"alt": "Grouped bar chart with one pair of bars per Table 1 cell (IRNN, LSTM, A-LSTM and fast weights at R = 20, 50 and 100): models trained per hour one by one and with three seeds batched."}}
 sweep = documents["sweep"]
 if sweep is not None:
     grid = bench.grid_hours(sweep["rows"])
@@ -227,7 +248,7 @@ if sweep is not None:
 # runs shared the two cores with two or three other processes, so the figure is an upper
 # bound for a machine that does nothing else.
 
-# %%
+# %% tags=["hide-input"]
 from fwbook import results
 from fwbook.records import REPO_ROOT
 
@@ -245,12 +266,39 @@ else:
     print(f"That is {verdict} the project's target of 2 hours on this machine.")
 
 # %% [markdown]
+# ## Sweeps on Ray: the same grid, one machine or many
+#
+# `fwbook sweep ... --backend ray` trains each run as a Ray task: on an embedded Ray on this
+# machine by default, or on a cluster with `--address HOST:PORT` (see *How to reproduce*). It
+# keeps the local backend's rules (a finished run is never redone, a record of another
+# configuration is refused, a run another sweep holds is not started) and gives the same
+# records. What does Ray cost on one 2-core machine? Measured by `python -m
+# fwbook.backend_bench`: whole `fwbook sweep` commands on the first runs of the quick Table 1
+# grid, startup included, the two backends alternated (local, Ray, Ray, local) in one run so
+# that the load of the shared machine weighs on both alike. The machine was shared with other
+# work while this ran (its load average is printed below, against 2 cores): read the medians
+# beside the spread between sweeps of one backend, printed with them.
+
+# %% tags=["hide-input"]
+from fwbook import backend_bench
+
+backends = bench.load_bench("backends")
+if backends is None:
+    print("backends: not measured yet (python -m fwbook.backend_bench)")
+else:
+    print(f"measured {backends['measured_at']} on {backends['device']['type']}: "
+          f"{backends['device']['name']}, {backends['device']['cpu_count']} cores, one torch "
+          f"thread per run, commit {backends['commit'][:12]}")
+    for line in backend_bench.summary(backends):
+        print(line)
+
+# %% [markdown]
 # ## Time to accuracy
 #
 # Fast weights with $R = 20$ from scratch (Adam, learning rate $10^{-3}$, batch 128) until
-# the validation error falls to 5% and to 2%:
+# the validation error falls to 5% and to 2% ({numref}`fig-time-to-accuracy`):
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Time to accuracy: validation error of fast weights at $R = 20$ against wall time from scratch; dashed, the 5% and 2% marks; dotted, when they are reached.", "name": "fig-time-to-accuracy"}, "image": {"alt": "Line chart with a logarithmic error axis: validation error in percent of fast weights with 20 hidden units against wall-clock seconds from scratch, with dashed horizontal lines at 5% and 2% and dotted vertical lines where the curve reaches them."}}
 tta = documents["tta"]
 if tta is not None:
     for result in tta["rows"]:
@@ -274,7 +322,7 @@ if tta is not None:
 #
 # From the measurements above:
 
-# %%
+# %% tags=["hide-input"]
 if cost is not None:
     ratios = {(r["seq_len"], r["hidden"]): None for r in cost["rows"]}
     for key in ratios:
@@ -288,6 +336,11 @@ if cost is not None:
           + (f"the explicit form wins at {', '.join(losses)}." if losses else
              "the explicit form wins nowhere in this grid, T up to "
              f"{max(t for t, _ in ratios)} (with T > H at H = {min(h for _, h in ratios)})."))
+if backends is not None:
+    print(f"- Sweeps on Ray: on this 2-core machine the Ray backend trained\n"
+          f"  {backends['ray_over_local']:.0%} as many runs per hour as the local backend "
+          f"(target: at least {backends['target_ratio']:.0%}),\n  with "
+          + ("identical records." if backends["records_identical"] else "DIFFERENT records."))
 if sweep is not None:
     gains = sorted(sweep["rows"], key=lambda r: r["batched_speedup"])
     print(f"- Batching {gains[0]['seeds']} seeds: from {gains[0]['batched_speedup']:.2f}x "

@@ -15,6 +15,7 @@ from .arguments import non_negative_int, positive_int
 from .records import REPO_ROOT
 
 GRIDS = ("table1", "ablations")
+BACKENDS = ("local", "ray")
 DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations"}
 
 
@@ -59,6 +60,15 @@ def add_parser(subparsers, parser_class) -> None:
     parser.add_argument("--step", choices=TRAINING_STEPS, default="auto",
                         help="training step of every run: auto compiles long CPU runs (not "
                              "lstm); the same maths either way (default: %(default)s)")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="local: worker processes on this machine (default); ray: each run "
+                             "a Ray task, on an embedded Ray here or on the cluster at --address")
+    parser.add_argument("--address", default=None, metavar="HOST:PORT",
+                        help="--backend ray: join the Ray cluster whose head listens there "
+                             "(default: $RAY_ADDRESS, else an embedded Ray on this machine)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                        help="device of every run; with --backend ray a cuda run gets a GPU of "
+                             "its own (default: %(default)s)")
     parser.set_defaults(handler=run)
 
 
@@ -81,6 +91,7 @@ def grid_configs(grid: str, profile: str, seeds: tuple[int, ...]) -> dict:
 def run(args, parser) -> int:
     from .sweep import SweepConfigMismatch, SweepFailed, git_commit_record, run_sweep, sweep_status
 
+    sweep_function = _backend(args, parser)
     if args.readme is not None and args.grid != "table1":
         parser.error("--readme only applies to the table1 grid")
     if args.readme is not None and not args.readme.is_file():
@@ -131,8 +142,9 @@ def run(args, parser) -> int:
                                         f"test error {shown}")
 
         try:
-            run_sweep(configs, directory, workers=args.workers, profile=args.profile,
-                      quiet=args.quiet, on_record=commit, step=args.step)
+            sweep_function(configs, directory, workers=args.workers, profile=args.profile,
+                           quiet=args.quiet, on_record=commit, step=args.step,
+                           device=args.device)
         except SweepFailed as error:
             print(f"fwbook sweep: {error}")
             return 1
@@ -142,3 +154,29 @@ def run(args, parser) -> int:
         write_readme_block(args.readme, directory)
         print(f"rewrote the table1 block of {args.readme}")
     return 0
+
+
+def _backend(args, parser):
+    """The sweep function of ``--backend``: ``run_sweep``, or ``run_sweep_ray`` bound to the
+    checked ``--address`` and turning an unreachable cluster into one usage line (exit 2).
+    Ray is imported only here, and only for ``--backend ray``."""
+    if args.backend == "local":
+        if args.address is not None:
+            parser.error("--address only applies to --backend ray")
+        from .sweep import run_sweep
+
+        return run_sweep
+    from .sweep_ray import RayUnreachable, resolve_address, run_sweep_ray
+
+    try:
+        address = resolve_address(args.address)
+    except ValueError as error:
+        parser.error(f"--address: {error}")
+
+    def sweep_on_ray(*positional, **keywords):
+        try:
+            return run_sweep_ray(*positional, address=address, **keywords)
+        except RayUnreachable as error:
+            parser.error(str(error))
+
+    return sweep_on_ray
