@@ -8,6 +8,7 @@ resumed and ends with the same record (bar wall time) as one never interrupted.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import signal
@@ -24,8 +25,7 @@ import torch.nn.functional as F
 from .data import PAPER_NUM_PAIRS, PAPER_SPLIT_SIZES, RetrievalSplit, make_splits
 from .models import ModelConfig, build_model
 from .checkpoints import CheckpointDamaged, read_checkpoint, save_checkpoint
-from .records import (RECORD_SCHEMA, config_hash, is_disk_full, provenance, thin_curve,
-                      write_record)
+from .records import RECORD_SCHEMA, config_hash, provenance, thin_curve, write_record
 
 LR_SCHEDULES = ("constant", "cosine")
 MAX_SEED = 2**32 - 1  # seeds are offset (data: seed * 1000 + split) and must stay in 64 bits
@@ -204,7 +204,9 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def _write_failure(what: Path, error: OSError) -> str:
-    reason = "the disk is full" if is_disk_full(error) else "it could not be written"
+    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is full",
+              errno.EFBIG: "the file-size limit is reached"}.get(error.errno,
+                                                                  "it could not be written")
     return f"could not write {what}: {reason} ({error.strerror or error})"
 
 
