@@ -23,8 +23,8 @@ import pytest
 
 SMOKE = ["--steps", "40", "--eval-every", "20", "--train-size", "1000", "--quiet",
          "--step", "eager"]
-# long enough to be caught mid-run on a fast machine; checkpoints every 200 updates
-LONG = ["--steps", "3000", "--eval-every", "200", "--train-size", "1000", "--quiet",
+# long enough to be caught mid-run on a fast machine; checkpoints every 500 updates
+LONG = ["--steps", "3000", "--eval-every", "500", "--train-size", "1000", "--quiet",
         "--step", "eager"]
 
 

@@ -113,7 +113,7 @@ def _run_one(name: str, config_dict: dict, directory: str, checkpoint_file: str,
     torch.set_num_threads(1)
     config = TrainConfig.from_dict(config_dict)
     lock = Path(f"{checkpoint_file}.lock")
-    acquire_lock(lock, f"run {name!r}")
+    acquire_lock(lock, "this run")
     try:
         existing = existing_record(directory, name, config)
         if existing is not None:  # finished by another process since this sweep started
