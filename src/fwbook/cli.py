@@ -434,7 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     subparser = parser._subparsers._group_actions[0].choices[args.command]
-    return args.handler(args, subparser)
+    try:
+        return args.handler(args, subparser)
+    except KeyboardInterrupt:  # train reports its own; this is any other command's Ctrl-C
+        print(f"fwbook {args.command}: interrupted; run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ atomically (a temporary file renamed into place), so a killed run never leaves h
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -72,14 +71,6 @@ def config_hash(config: dict) -> str:
     """A short stable hash of a configuration (key order does not matter)."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
-def is_disk_full(error: BaseException) -> bool:
-    """Whether ``error`` says the disk (or the quota, or the file-size limit) is full."""
-    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
