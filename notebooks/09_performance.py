@@ -85,11 +85,14 @@ for suite, document in documents.items():
 # unrolled recurrence fused into a few C++ kernels on the CPU), foreach clipping and Adam.
 # Both are tested equal to the plain step (fp32, outputs and gradients within $10^{-5}$).
 #
-# **`train`'s default is `step="auto"`**: it compiles every run of at least 10,000 updates on
-# the CPU when a C++ compiler is present (fast weights, IRNN, LN-IRNN and A-LSTM; Dynamo does
-# not trace `nn.LSTM`, whose fused kernel is fast anyway) and runs shorter ones eagerly. So
-# `fwbook train`, `fwbook sweep` and the paper profile use the compiled path; the tests and
-# the smoke book use the eager one. Each record says which step it ran
+# **`train`'s default is `step="auto"`**: on the CPU, with a C++ compiler present (fast
+# weights, IRNN, LN-IRNN and A-LSTM; Dynamo does not trace `nn.LSTM`, whose fused kernel is
+# fast anyway), it times a few eager updates and compiles only when the compile time (measured
+# by an earlier compiled run on this machine, else assumed to be the worst cold compile seen,
+# 15,000 eager updates' worth) is repaid over the run (`fwbook.stepcost`). With nothing
+# measured yet that means runs of 37,500 updates or more: `fwbook train` and the paper
+# profile's 40,000-update runs use the compiled path; the tests and the smoke book the eager
+# one. Each record says which step it ran
 # (`record["training_step"]`), with the compile time. On CUDA "auto" stays eager until the
 # CUDA-graph step has been checked on a GPU.
 #

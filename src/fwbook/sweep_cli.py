@@ -88,15 +88,35 @@ def grid_configs(grid: str, profile: str, seeds: tuple[int, ...]) -> dict:
     return ablation_configs(profile, tuple(seeds))
 
 
+def _check_readme(readme: Path, parser) -> None:
+    """Refuse, before any work, a --readme that is missing or lacks the table1 markers."""
+    from .results import README_END, README_START, replace_marked_block
+
+    if not readme.is_file():
+        parser.error(f"--readme {readme}: no such file")
+    try:
+        replace_marked_block(readme.read_text(), "")
+    except UnicodeDecodeError:
+        parser.error(f"--readme {readme} is not a text file")
+    except ValueError:
+        parser.error(f"--readme {readme} has no table block: expected one {README_START} "
+                     f"followed by one {README_END}")
+
+
 def run(args, parser) -> int:
     from .sweep import SweepConfigMismatch, SweepFailed, git_commit_record, run_sweep, sweep_status
 
     sweep_function = _backend(args, parser)
     if args.readme is not None and args.grid != "table1":
         parser.error("--readme only applies to the table1 grid")
-    if args.readme is not None and not args.readme.is_file():
-        parser.error(f"--readme {args.readme}: no such file")
+    if args.readme is not None:
+        _check_readme(args.readme, parser)
     directory = args.directory or REPO_ROOT / DEFAULT_DIRECTORIES[args.grid]
+    if directory.exists() and not directory.is_dir():
+        parser.error(f"--directory {directory} is a file, not a folder of run records")
+    if args.no_train and args.readme is not None and not directory.is_dir():
+        parser.error(f"--directory {directory} does not exist: no records to build the table "
+                     f"from, so {args.readme} is left as it is")
     try:
         configs = grid_configs(args.grid, args.profile, tuple(args.seeds))
     except ValueError as error:
@@ -115,6 +135,12 @@ def run(args, parser) -> int:
         status = sweep_status(configs, directory)
     except SweepConfigMismatch as error:
         parser.error(str(error))
+    except ValueError as error:  # a truncated or binary record
+        parser.error(f"{error}; move it away to retrain that run")
+    if args.no_train and args.readme is not None and not status["done"]:
+        parser.error(f"--directory {directory} holds no {args.grid} records of the "
+                     f"{args.profile} profile: rewriting {args.readme} would mark every cell "
+                     f"'not run yet', so it is left as it is")
     if args.status:
         print(f"{args.grid} ({args.profile}): {len(status['done'])} of {len(configs)} runs done "
               f"in {directory}, {status['wall_s'] / 3600:.2f} h of training")
