@@ -26,6 +26,10 @@ from .records import RECORD_SCHEMA, config_hash, provenance, thin_curve, write_r
 LR_SCHEDULES = ("constant", "cosine")
 # Cross-entropy over 37 classes starts near ln 37 = 3.6; a loss above this means the run blew up.
 DIVERGED_LOSS = 1e3
+# Fields added to TrainConfig after records were committed, with the default that reproduces
+# the runs of those records; at that default a field is left out of ``to_dict()`` (and so of
+# ``config_hash``), so existing records keep their hashes (tests/test_records_hash.py).
+LATER_TRAIN_FIELDS = {"patience": 0, "min_steps": 0}
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,12 @@ class TrainConfig:
     # always use the compiled step (fwbook.speed), tested equal to the plain one; False leaves
     # the choice to train(step="auto"), which compiles long CPU runs (kept for old records)
     fast_path: bool = False
+    # Early stopping on validation error: stop once `patience` updates have passed without a
+    # new lowest validation error (never before `min_steps`), then restore the parameters of
+    # that lowest point before the test set is read. 0: train for exactly `steps` updates and
+    # keep the last parameters (every record before the fair protocol). `steps` is the cap.
+    patience: int = 0
+    min_steps: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -59,7 +69,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("seed", "data_seed", "checkpoint_every"):
+        for name in ("seed", "data_seed", "checkpoint_every", "patience", "min_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -72,9 +82,19 @@ class TrainConfig:
             raise ValueError(f"clip_norm must be > 0 or None (no clipping), got {self.clip_norm!r}")
         if not 1 <= self.num_pairs <= 26:
             raise ValueError(f"num_pairs (K) must be from 1 to 26, got {self.num_pairs!r}")
+        if self.patience and self.patience % self.eval_every:
+            raise ValueError(f"patience ({self.patience}) must be a multiple of eval_every "
+                             f"({self.eval_every}): validation error is measured only there")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All fields (the model's through ``ModelConfig.to_dict``), except those of
+        :data:`LATER_TRAIN_FIELDS` still at their default: the dict ``config_hash`` hashes."""
+        payload = asdict(self)
+        payload["model"] = self.model.to_dict()
+        for name, default in LATER_TRAIN_FIELDS.items():
+            if payload[name] == default:
+                del payload[name]
+        return payload
 
     @classmethod
     def from_dict(cls, payload: dict) -> "TrainConfig":
@@ -165,9 +185,9 @@ def _learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def _checkpoint_payload(step, model, optimizer, order_generator, permutation, position,
-                        curves, last_finite, config, elapsed_s) -> dict:
+                        curves, last_finite, config, elapsed_s, best=None) -> dict:
     return {"format": "fwbook-checkpoint-1", "config": config.to_dict(), "step": step,
-            "elapsed_s": elapsed_s,
+            "elapsed_s": elapsed_s, "best": best,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "order_generator": order_generator.get_state(), "permutation": permutation,
             "position": position, "curves": curves, "last_finite": last_finite}
@@ -257,6 +277,9 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
     position = 0
     curves = {"step": [], "train_loss": [], "val_error": [], "val_loss": [], "grad_norm": []}
     last_finite = {"step": 0, "loss": None}
+    # early stopping: the lowest validation error so far, its update and its parameters
+    best: Optional[dict] = None
+    stop_reason = "cap"  # why the loop ended: "cap" (config.steps) or "patience"
     step = 0
     checkpoint_path = Path(checkpoint) if checkpoint else None
     if checkpoint_path is not None and checkpoint_path.exists():
@@ -266,6 +289,7 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         order_generator.set_state(state["order_generator"])
         permutation, position = state["permutation"], state["position"]
         curves, last_finite, step = state["curves"], state["last_finite"], state["step"]
+        best = state.get("best")
         started -= state.get("elapsed_s", 0.0)  # wall time counts the interrupted part too
     checkpoint_every = config.checkpoint_every or config.eval_every
 
@@ -309,13 +333,24 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
                 interval = 0
                 if progress is not None:
                     progress.set_postfix(loss=f"{mean_loss:.3f}", val_err=f"{val_error:.2%}")
+                stopping = False
+                if config.patience:
+                    if best is None or val_error < best["val_error"]:
+                        best = {"step": step, "val_error": val_error, "val_loss": val_loss,
+                                "state": {key: value.detach().clone().cpu() for key, value
+                                          in model.state_dict().items()}}
+                    stopping = (step >= config.min_steps and step < config.steps
+                                and step - best["step"] >= config.patience)
                 if checkpoint_path is not None and (step % checkpoint_every == 0) \
-                        and step < config.steps:
+                        and step < config.steps and not stopping:
                     _save_checkpoint(checkpoint_path, _checkpoint_payload(
                         step, model, optimizer, order_generator, permutation, position,
-                        curves, last_finite, config, time.perf_counter() - started))
+                        curves, last_finite, config, time.perf_counter() - started, best))
                 if stop_after is not None and step >= stop_after:
                     return None
+                if stopping:
+                    stop_reason = "patience"
+                    break
             if progress is not None:
                 progress.update(1)
     except TrainingDiverged as diverged:
@@ -324,7 +359,11 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         if progress is not None:
             progress.close()
 
+    if best is not None and status == "completed":
+        # early stopping keeps the parameters of the lowest validation error
+        model.load_state_dict(best["state"])
     if status == "completed":
+        # the only place the test set is read: once, after training has stopped
         test_error, test_loss = classification_error(model, data.test.to(torch_device))
     else:
         test_error, test_loss = None, None
@@ -341,6 +380,9 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         "test_loss": test_loss,
         "final_val_error": curves["val_error"][-1] if curves["val_error"] else None,
         "steps_done": step,
+        **({"early_stopping": {"best_step": best["step"], "best_val_error": best["val_error"],
+                               "best_val_loss": best["val_loss"], "stop_reason": stop_reason}}
+           if config.patience and best is not None else {}),
         "config": config_dict,
         "config_hash": config_hash(config_dict),
         **provenance(torch_device),

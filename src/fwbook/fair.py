@@ -1,0 +1,450 @@
+"""The fair-controls protocol: Table 1 with every model given the same, best-known chance.
+
+This module is the one place the protocol is defined (chapter 5 prints it from here):
+
+* **Input processing**, shared by every model: a learned embedding of ``FAIR_INPUT_EMBEDDING``
+  dimensions between the one-hot token and the recurrent layer
+  (``ModelConfig.input_embedding``).
+* **Learning rate** chosen per model and R from ``FAIR_LRS`` (the same grid for every model;
+  Adam, constant), on the *validation* set: the lowest validation error reached by the
+  ``SELECTION_SEED`` run, ties broken by its validation loss.
+* **Early stopping** on validation error (``FAIR_BUDGET``): stop once ``patience`` updates
+  pass without a new lowest validation error (never before ``min_steps``), keep the
+  parameters of that lowest point; ``steps`` caps every run.
+* **Seeds**: ``FAIR_SEEDS`` at the chosen learning rate (the selection run is seed 0).
+* **Test set**: read once per run, after it stops (``fwbook.train.train``); no choice reads it.
+
+``fair_plan`` lists the runs in the order a one-worker sweep trains them (the seeds of a cell
+appear once its learning rates have all finished); ``run_fair`` trains them with
+``fwbook.sweep.run_sweep``, so finished records are skipped and half-done runs resume.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Callable, Iterable, Optional
+
+from .experiments import (PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
+                          check_profile, retrieval_config)
+from .records import REPO_ROOT, read_record
+from .train import TrainConfig
+
+FAIR_DIR = REPO_ROOT / "results" / "fair"
+FAIR_INPUT_EMBEDDING = 100  # E: learned token embedding, N(0, 1) initialised
+FAIR_LRS = (3e-4, 1e-3, 3e-3)  # Adam, constant; the same grid for every model and R
+FAIR_SEEDS = (0, 1, 2)
+SELECTION_SEED = 0
+# Budget per profile: steps = cap on updates; patience and min_steps in updates.
+FAIR_BUDGET = {
+    "paper": dict(steps=60_000, eval_every=1_000, patience=15_000, min_steps=20_000),
+    "quick": dict(steps=6_000, eval_every=250, patience=1_000, min_steps=2_000),
+    "smoke": dict(steps=60, eval_every=10, patience=20, min_steps=20),
+}
+FAIR_MODELS = TABLE1_MODELS + TABLE1_EXTRA_MODELS
+# Order of the cells at each R: the claim's model first, then the controls cheapest first.
+CELL_ORDER = ("fast_weights", "lstm", "irnn", "ln_irnn", "alstm")
+# The LSTM plateau finding: LSTM at R = 50 with input processing at Table 1's own learning
+# rate, every seed, to set beside the one-hot records of results/table1 (same loop, same lr).
+FINDING = dict(model="lstm", hidden=50, lr=1e-3)
+
+
+def lr_label(lr: float) -> str:
+    """``3e-4``, ``1e-3``: the learning rate as it appears in run names."""
+    exponent = math.floor(math.log10(lr))
+    mantissa = round(lr / 10 ** exponent, 6)
+    mantissa_text = f"{mantissa:g}"
+    return f"{mantissa_text}e{exponent}"
+
+
+def fair_name(model: str, hidden: int, lr: float, seed: int) -> str:
+    return f"fair_{model}_R{hidden}_lr{lr_label(lr)}_seed{seed}"
+
+
+def fair_config(model: str, hidden: int, lr: float, seed: int, profile: str = "paper"
+                ) -> TrainConfig:
+    """One run of the protocol: the profile's data, input embedding, early stopping."""
+    budget = FAIR_BUDGET[check_profile(profile)]
+    return retrieval_config(model, hidden, profile, seed, lr=lr, lr_schedule="constant",
+                            input_embedding=FAIR_INPUT_EMBEDDING, **budget)
+
+
+def protocol_description(profile: str = "paper") -> dict:
+    """The protocol's settings, for the book and the records' readers."""
+    budget = FAIR_BUDGET[check_profile(profile)]
+    return {"input_embedding": FAIR_INPUT_EMBEDDING, "lrs": list(FAIR_LRS),
+            "lr_schedule": "constant", "seeds": list(FAIR_SEEDS),
+            "selection_seed": SELECTION_SEED, **budget}
+
+
+def best_validation(record: dict) -> Optional[tuple[float, float, int]]:
+    """(lowest validation error, its validation loss, its update) of a finished run, or None
+    for a run that diverged."""
+    if record.get("status") != "completed":
+        return None
+    early = record.get("early_stopping")
+    if early:
+        return early["best_val_error"], early["best_val_loss"], early["best_step"]
+    curves = record["curves"]
+    index = min(range(len(curves["val_error"])), key=lambda i: curves["val_error"][i])
+    return curves["val_error"][index], curves["val_loss"][index], curves["step"][index]
+
+
+def select_lr(candidates: dict[float, Optional[dict]]) -> Optional[dict]:
+    """Choose the learning rate of one cell from its selection runs, on validation only.
+
+    Args:
+        candidates: lr -> the selection seed's record (None while not finished).
+    Returns:
+        None while a learning rate has not finished; else ``{"lr", "val_error", "val_loss",
+        "step", "reason"}``: the learning rate whose run reached the lowest validation error
+        (ties: lower validation loss, then the smaller learning rate). ``lr`` is None when
+        every run diverged. No test error is read.
+    """
+    if any(record is None for record in candidates.values()):
+        return None
+    scored = []
+    for lr, record in candidates.items():
+        best = best_validation(record)
+        if best is not None:
+            scored.append((best[0], best[1], lr, best[2]))
+    if not scored:
+        return {"lr": None, "val_error": None, "val_loss": None, "step": None,
+                "reason": "every learning rate diverged"}
+    val_error, val_loss, lr, step = min(scored)
+    return {"lr": lr, "val_error": val_error, "val_loss": val_loss, "step": step,
+            "reason": "lowest validation error"}
+
+
+def _record(directory: Path, name: str) -> Optional[dict]:
+    path = directory / f"{name}.json"
+    if not path.exists():
+        return None
+    record = read_record(path)
+    record["name"] = name
+    try:
+        record["path"] = str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        record["path"] = str(path)
+    return record
+
+
+def cell_selection(directory: str | os.PathLike, model: str, hidden: int,
+                   profile: str = "paper") -> Optional[dict]:
+    """``select_lr`` over the cell's committed selection records (None while incomplete)."""
+    directory = Path(directory)
+    candidates = {lr: _record(directory, fair_name(model, hidden, lr, SELECTION_SEED))
+                  for lr in FAIR_LRS}
+    return select_lr(candidates)
+
+
+def fair_plan(directory: str | os.PathLike = FAIR_DIR, profile: str = "paper",
+              models: Iterable[str] = FAIR_MODELS, hidden: Iterable[int] = TABLE1_HIDDEN,
+              seeds: Iterable[int] = FAIR_SEEDS, finding: bool = True
+              ) -> tuple[dict[str, TrainConfig], list[str]]:
+    """The protocol's runs in training order, as far as the records in ``directory`` fix them.
+
+    Order: R = 20 (every model: its learning rates, then its other seeds at the chosen one);
+    the LSTM finding (``FINDING``: every seed at Table 1's lr); then R = 50 and R = 100 the same
+    way. Within an R: ``CELL_ORDER``.
+
+    Returns:
+        (name -> configuration in order, the cells whose seeds wait for their selection runs).
+    """
+    models = [m for m in CELL_ORDER if m in tuple(models)]
+    hidden = sorted(hidden)
+    seeds = tuple(seeds)
+    directory = Path(directory)
+    plan: dict[str, TrainConfig] = {}
+    waiting: list[str] = []
+
+    def add(model, r, lr, seed):
+        name = fair_name(model, r, lr, seed)
+        if name not in plan:
+            plan[name] = fair_config(model, r, lr, seed, profile)
+
+    def cell(model, r):
+        for lr in FAIR_LRS:
+            add(model, r, lr, SELECTION_SEED)
+        chosen = cell_selection(directory, model, r, profile)
+        if chosen is None:
+            waiting.append(f"{model} R={r}")
+        elif chosen["lr"] is not None:
+            for seed in seeds:
+                add(model, r, chosen["lr"], seed)
+
+    for position, r in enumerate(hidden):
+        for model in models:
+            cell(model, r)
+        if position == 0 and finding and FINDING["model"] in models \
+                and FINDING["hidden"] in hidden:
+            for seed in seeds:
+                add(FINDING["model"], FINDING["hidden"], FINDING["lr"], seed)
+    return plan, waiting
+
+
+def run_fair(directory: str | os.PathLike = FAIR_DIR, profile: str = "paper",
+             models: Iterable[str] = FAIR_MODELS, hidden: Iterable[int] = TABLE1_HIDDEN,
+             seeds: Iterable[int] = FAIR_SEEDS, only: Optional[set[str]] = None,
+             skip: Optional[set[str]] = None, limit: Optional[int] = None,
+             quiet: bool = False, step: str = "auto",
+             on_record: Optional[Callable[[str, dict, Path], None]] = None) -> dict:
+    """Train the protocol's missing runs one at a time, in ``fair_plan`` order, resumably.
+
+    Each run goes through :func:`fwbook.sweep.run_sweep` (one worker, one torch thread): a
+    finished record is never redone, a half-done run resumes from its checkpoint. The plan is
+    recomputed after every run, so a cell's other seeds follow once its selection is complete.
+
+    Returns:
+        ``{"trained": [...], "failed": {name: message}}``.
+    """
+    from .sweep import SweepFailed, existing_record, run_sweep
+
+    directory = Path(directory)
+    trained: list[str] = []
+    failed: dict[str, str] = {}
+    while limit is None or len(trained) + len(failed) < limit:
+        plan, _ = fair_plan(directory, profile, models, hidden, seeds)
+        todo = [name for name, config in plan.items()
+                if (only is None or name in only) and not (skip and name in skip)
+                and name not in failed and existing_record(directory, name, config) is None]
+        if not todo:
+            break
+        name = todo[0]
+        try:
+            run_sweep({name: plan[name]}, directory, workers=1, profile=profile, quiet=quiet,
+                      on_record=on_record, step=step)
+            trained.append(name)
+        except SweepFailed as error:
+            failed[name] = str(error)
+    return {"trained": trained, "failed": failed}
+
+
+# --------------------------------------------------------------------------- results
+
+
+def cell_summary(directory: str | os.PathLike, model: str, hidden: int,
+                 seeds: Iterable[int] = FAIR_SEEDS) -> dict:
+    """What the records say about one cell under the protocol.
+
+    Returns ``{"model", "hidden", "selection": {lr: {"val_error", "step", "stop", "path"} or
+    None}, "chosen": select_lr(...) or None, "runs": [records at the chosen lr, by seed],
+    "mean", "std", "n"}`` (test errors as fractions; mean/std None without runs).
+    """
+    directory = Path(directory)
+    selection = {}
+    for lr in FAIR_LRS:
+        record = _record(directory, fair_name(model, hidden, lr, SELECTION_SEED))
+        if record is None:
+            selection[lr] = None
+            continue
+        best = best_validation(record)
+        selection[lr] = {"val_error": best[0] if best else None,
+                         "step": best[2] if best else None,
+                         "stop": record.get("steps_done"), "status": record.get("status"),
+                         "path": record["path"], "record": record}
+    chosen = select_lr({lr: (s["record"] if s else None) for lr, s in selection.items()})
+    runs = []
+    if chosen is not None and chosen["lr"] is not None:
+        for seed in seeds:
+            record = _record(directory, fair_name(model, hidden, chosen["lr"], seed))
+            if record is not None and record.get("test_error") is not None:
+                runs.append(record)
+    values = [run["test_error"] for run in runs]
+    return {"model": model, "hidden": hidden, "selection": selection, "chosen": chosen,
+            "runs": runs, "n": len(values),
+            "mean": mean(values) if values else None,
+            "std": stdev(values) if len(values) > 1 else (0.0 if values else None)}
+
+
+def fair_cells(directory: str | os.PathLike = FAIR_DIR, models: Iterable[str] = FAIR_MODELS,
+               hidden: Iterable[int] = TABLE1_HIDDEN) -> list[dict]:
+    return [cell_summary(directory, model, r) for model in models for r in sorted(hidden)]
+
+
+def _percent(value: Optional[float], spread: Optional[float] = None, n: Optional[int] = None
+             ) -> str:
+    if value is None:
+        return "not run yet"
+    text = f"{100 * value:.2f}"
+    if spread is not None and n and n > 1:
+        text += f" ± {100 * spread:.2f}"
+    if n is not None:
+        text += f" (n={n})"
+    return text
+
+
+MODEL_LABELS = {"irnn": "IRNN", "lstm": "LSTM", "alstm": "A-LSTM", "fast_weights": "Fast weights",
+                "ln_irnn": "LN-IRNN (ours, extra)"}
+
+
+def comparison_markdown(cells: list[dict], today: dict[tuple[str, int], dict]) -> str:
+    """Table: per model and R, the fair protocol's test error beside today's table (one-hot,
+    fixed budget) and the paper's number; and the chosen learning rate and stopping points.
+
+    Args:
+        cells: :func:`fair_cells`.
+        today: (model, R) -> ``{"mean", "std", "n"}`` of today's Table 1 (test error fractions).
+    """
+    lines = ["| model | R | fair protocol: test error (%) | chosen lr (val. error at best) "
+             "| best update / stop, per seed | today's Table 1 (%) | paper (%) |",
+             "|---|---:|---:|---|---|---:|---:|"]
+    for cell in cells:
+        model, r = cell["model"], cell["hidden"]
+        chosen = cell["chosen"]
+        if chosen is None:
+            done = sum(1 for s in cell["selection"].values() if s is not None)
+            lr_text = f"selecting ({done} of {len(FAIR_LRS)} learning rates run)"
+        elif chosen["lr"] is None:
+            lr_text = chosen["reason"]
+        else:
+            lr_text = f"{lr_label(chosen['lr'])} ({100 * chosen['val_error']:.2f}%)"
+        stops = ", ".join(f"{run['early_stopping']['best_step']:,} / {run['steps_done']:,}"
+                          for run in cell["runs"]) or "—"
+        now = today.get((model, r))
+        now_text = _percent(now["mean"], now["std"], now["n"]) if now else "not run yet"
+        paper = PAPER_TABLE1.get((model, r))
+        paper_text = "—" if paper is None else f"{paper:g}"
+        lines.append(f"| {MODEL_LABELS[model]} | {r} | "
+                     f"{_percent(cell['mean'], cell['std'], cell['n'] if cell['n'] else None)} | "
+                     f"{lr_text} | {stops} | {now_text} | {paper_text} |")
+    return "\n".join(lines)
+
+
+def selection_markdown(cells: list[dict]) -> str:
+    """Every selection run: per cell and learning rate, the lowest validation error, the update
+    it was reached at and where the run stopped (read from the committed records)."""
+    lines = ["| model | R | " + " | ".join(f"lr {lr_label(lr)}" for lr in FAIR_LRS) + " |",
+             "|---|---:|" + "---|" * len(FAIR_LRS)]
+    for cell in cells:
+        parts = []
+        for lr in FAIR_LRS:
+            entry = cell["selection"][lr]
+            if entry is None:
+                parts.append("not run yet")
+            elif entry["val_error"] is None:
+                parts.append(entry["status"])
+            else:
+                mark = " **chosen**" if cell["chosen"] and cell["chosen"]["lr"] == lr else ""
+                parts.append(f"{100 * entry['val_error']:.2f}% at {entry['step']:,} "
+                             f"(stopped {entry['stop']:,}){mark}")
+        lines.append(f"| {MODEL_LABELS[cell['model']]} | {cell['hidden']} | "
+                     + " | ".join(parts) + " |")
+    return "\n".join(lines)
+
+
+def fair_verdict(cells: list[dict], hidden: int = 20, min_seeds: int = 3) -> dict:
+    """Does fast weights beat every control at R = ``hidden`` under the protocol?
+
+    Returns ``{"decided": bool, "survives": bool or None, "missing": [cells without
+    min_seeds runs], "fast_weights": mean, "best_control": (model, mean) or None}``.
+    The claim survives when fast weights' mean test error is below every control's mean and
+    below the best control's lowest seed.
+    """
+    at_r = {cell["model"]: cell for cell in cells if cell["hidden"] == hidden}
+    missing = [MODEL_LABELS[m] for m, cell in at_r.items() if cell["n"] < min_seeds]
+    fw = at_r.get("fast_weights")
+    controls = {m: cell for m, cell in at_r.items() if m != "fast_weights" and cell["n"]}
+    best = min(controls.items(), key=lambda item: item[1]["mean"]) if controls else None
+    result = {"decided": not missing and fw is not None, "missing": missing,
+              "fast_weights": fw["mean"] if fw else None,
+              "best_control": (best[0], best[1]["mean"]) if best else None, "survives": None}
+    if fw and fw["n"] and best:
+        lowest_control_seed = min(run["test_error"] for run in best[1]["runs"])
+        result["survives"] = fw["mean"] < best[1]["mean"] and fw["mean"] < lowest_control_seed
+    return result
+
+
+def plateau_updates(record: dict, level: float = 0.5) -> Optional[int]:
+    """The first evaluated update at which validation error is below ``level`` (50%: well under
+    the 61.65% value-only plateau); None when the run never got there."""
+    curves = record["curves"]
+    for step, error in zip(curves["step"], curves["val_error"]):
+        if error < level:
+            return step
+    return None
+
+
+def finding_rows(fair_directory: str | os.PathLike = FAIR_DIR,
+                 table1_directory: str | os.PathLike = REPO_ROOT / "results" / "table1",
+                 seeds: Iterable[int] = FAIR_SEEDS) -> list[dict]:
+    """The LSTM plateau finding, per seed: one-hot (Table 1's record) against input processing
+    (the fair record at the same lr), each with the update where validation error first fell
+    below 50% and the validation error at 5,000 and 10,000 updates."""
+    model, hidden, lr = FINDING["model"], FINDING["hidden"], FINDING["lr"]
+    rows = []
+    for seed in seeds:
+        one_hot = _record(Path(table1_directory), f"{model}_R{hidden}_seed{seed}")
+        embedded = _record(Path(fair_directory), fair_name(model, hidden, lr, seed))
+        row = {"seed": seed}
+        for label, record in (("one_hot", one_hot), ("embedding", embedded)):
+            if record is None:
+                row[label] = None
+                continue
+            curve = dict(zip(record["curves"]["step"], record["curves"]["val_error"]))
+            row[label] = {"path": record["path"], "lr": record["config"]["lr"],
+                          "below_50": plateau_updates(record),
+                          "at_5000": curve.get(5_000), "at_10000": curve.get(10_000),
+                          "test_error": record.get("test_error")}
+        rows.append(row)
+    return rows
+
+
+def validation_curves_figure(cells: list[dict]):
+    """Validation error against updates for every finished run of every cell (one panel per
+    model and R; colour: learning rate; a dot where each run's lowest validation error was)."""
+    import matplotlib.pyplot as plt
+
+    models = sorted({cell["model"] for cell in cells}, key=CELL_ORDER.index)
+    hidden = sorted({cell["hidden"] for cell in cells})
+    figure, axes = plt.subplots(len(models), len(hidden), figsize=(3.2 * len(hidden),
+                                2.2 * len(models)), sharex=True, sharey=True, squeeze=False)
+    colours = dict(zip(FAIR_LRS, ("tab:blue", "tab:orange", "tab:green")))
+    for cell in cells:
+        axis = axes[models.index(cell["model"])][hidden.index(cell["hidden"])]
+        records = [s["record"] for s in cell["selection"].values() if s is not None]
+        records += [run for run in cell["runs"] if run.get("seed") != SELECTION_SEED]
+        for record in records:
+            curves = record["curves"]
+            lr = record["config"]["lr"]
+            axis.plot(curves["step"], [100 * v for v in curves["val_error"]],
+                      color=colours.get(lr, "grey"), lw=1,
+                      ls="-" if record.get("seed") == SELECTION_SEED else ":")
+            best = best_validation(record)
+            if best is not None:
+                axis.plot([best[2]], [100 * best[0]], "o", color=colours.get(lr, "grey"), ms=3)
+        if not records:
+            axis.text(0.5, 0.5, "not run yet", ha="center", va="center",
+                      transform=axis.transAxes, color="grey")
+        axis.set_title(f"{MODEL_LABELS[cell['model']].split(' (')[0]}, R = {cell['hidden']}",
+                       fontsize=9)
+        axis.set_ylim(0, 70)
+    for axis in axes[-1]:
+        axis.set_xlabel("update")
+    for row in axes:
+        row[0].set_ylabel("val. error (%)")
+    handles = [plt.Line2D([], [], color=c, label=f"lr {lr_label(lr)}") for lr, c in colours.items()]
+    figure.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 0.96))
+    return figure
+
+
+def compute_by_model(directory: str | os.PathLike = FAIR_DIR) -> dict[str, dict]:
+    """Training wall time spent on the protocol's records, per model: runs, hours, median
+    minutes per run, mean updates per run."""
+    from .records import load_records
+
+    spent: dict[str, list[dict]] = {}
+    for record in load_records(directory):
+        spent.setdefault(record["model"], []).append(record)
+    result = {}
+    for model, records in spent.items():
+        walls = sorted(float(r.get("wall_s") or 0.0) for r in records)
+        middle = len(walls) // 2
+        median = walls[middle] if len(walls) % 2 else (walls[middle - 1] + walls[middle]) / 2
+        result[model] = {"runs": len(records), "hours": sum(walls) / 3600,
+                         "median_minutes": median / 60,
+                         "mean_updates": mean(r.get("steps_done", 0) for r in records)}
+    return result
