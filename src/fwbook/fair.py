@@ -286,7 +286,8 @@ def comparison_markdown(cells: list[dict], today: dict[tuple[str, int], dict]) -
 
     Args:
         cells: :func:`fair_cells`.
-        today: (model, R) -> ``{"mean", "std", "n"}`` of today's Table 1 (test error fractions).
+        today: (model, R) -> ``{"mean", "std", "n"}`` of today's Table 1 in % (the cells of
+            ``fwbook.results.table1_rows``).
     """
     lines = ["| model | R | fair protocol: test error (%) | chosen lr (val. error at best) "
              "| best update / stop, per seed | today's Table 1 (%) | paper (%) |",
@@ -304,7 +305,9 @@ def comparison_markdown(cells: list[dict], today: dict[tuple[str, int], dict]) -
         stops = ", ".join(f"{run['early_stopping']['best_step']:,} / {run['steps_done']:,}"
                           for run in cell["runs"]) or "—"
         now = today.get((model, r))
-        now_text = _percent(now["mean"], now["std"], now["n"]) if now else "not run yet"
+        now_text = "not run yet"
+        if now and now.get("n"):
+            now_text = _percent(now["mean"] / 100, now["std"] / 100, now["n"])
         paper = PAPER_TABLE1.get((model, r))
         paper_text = "—" if paper is None else f"{paper:g}"
         lines.append(f"| {MODEL_LABELS[model]} | {r} | "
@@ -420,7 +423,7 @@ def validation_curves_figure(cells: list[dict]):
                       transform=axis.transAxes, color="grey")
         axis.set_title(f"{MODEL_LABELS[cell['model']].split(' (')[0]}, R = {cell['hidden']}",
                        fontsize=9)
-        axis.set_ylim(0, 70)
+        axis.set_ylim(0, 100)
     for axis in axes[-1]:
         axis.set_xlabel("update")
     for row in axes:
@@ -448,3 +451,91 @@ def compute_by_model(directory: str | os.PathLike = FAIR_DIR) -> dict[str, dict]
                          "median_minutes": median / 60,
                          "mean_updates": mean(r.get("steps_done", 0) for r in records)}
     return result
+
+
+def today_cells(rows: list[dict]) -> dict[tuple[str, int], dict]:
+    """``fwbook.results.table1_rows`` as (model, R) -> cell (in %), for
+    :func:`comparison_markdown`."""
+    return {(row["model"], r): cell for row in rows for r, cell in row["cells"].items()}
+
+
+def verdict_markdown(cells: list[dict], today: dict[tuple[str, int], dict],
+                     hidden: int = 20) -> str:
+    """The recomputed verdict on the paper's claim at R = ``hidden``, and, per control, whether
+    the protocol made it at least as good as today's table; every number from the records."""
+    verdict = fair_verdict(cells, hidden)
+    lines = []
+    fw = verdict["fast_weights"]
+    best = verdict["best_control"]
+    if verdict["missing"]:
+        lines.append(f"- **Not decided yet at R = {hidden}**: fewer than 3 seeds under the "
+                     f"protocol for {', '.join(verdict['missing'])}.")
+    if fw is not None and best is not None:
+        label = MODEL_LABELS[best[0]]
+        holds = "holds" if verdict["survives"] else "does **not** hold"
+        scope = "" if verdict["decided"] else " among the cells finished so far"
+        lines.append(f"- **The paper's claim at R = {hidden}** (fast weights beat every control)"
+                     f" {holds}{scope}: fast weights {100 * fw:.2f}% against the best control,"
+                     f" {label}, at {100 * best[1]:.2f}% (means over the seeds finished).")
+    for cell in cells:
+        if cell["model"] == "fast_weights" or not cell["n"]:
+            continue
+        now = today.get((cell["model"], cell["hidden"]))
+        if not now or not now.get("n"):
+            continue
+        better = 100 * cell["mean"] <= now["mean"]
+        provisional = " (provisional: fewer than 3 seeds)" if cell["n"] < 3 else ""
+        lines.append(f"- {MODEL_LABELS[cell['model']]}, R = {cell['hidden']}{provisional}: "
+                     f"{100 * cell['mean']:.2f}% under the protocol (n={cell['n']}) against "
+                     f"{now['mean']:.2f}% in today's table (n={now['n']}): "
+                     + ("at least as good." if better else "**worse**; see its validation "
+                        "curves and chosen learning rate."))
+    if not lines:
+        lines.append("- No cell has finished under the protocol yet.")
+    return "\n".join(lines)
+
+
+def finding_markdown(rows: list[dict]) -> str:
+    """The LSTM plateau finding as a table, one row per seed (from :func:`finding_rows`)."""
+    def part(entry):
+        if entry is None:
+            return "not run yet", "—", "—"
+        below = f"{entry['below_50']:,}" if entry["below_50"] is not None else "never"
+        at = [f"{100 * entry[k]:.2f}%" if entry[k] is not None else "—"
+              for k in ("at_5000", "at_10000")]
+        return below, *at
+
+    lines = ["| seed | one-hot: val. error < 50% first at update | one-hot: val. error at "
+             "5,000 / 10,000 | embedding: val. error < 50% first at update | embedding: "
+             "val. error at 5,000 / 10,000 |", "|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        a = part(row["one_hot"])
+        b = part(row["embedding"])
+        lines.append(f"| {row['seed']} | {a[0]} | {a[1]} / {a[2]} | {b[0]} | {b[1]} / {b[2]} |")
+    return "\n".join(lines)
+
+
+def projection(directory: str | os.PathLike = FAIR_DIR, profile: str = "paper") -> dict:
+    """Measured time per run by model and the time the protocol's missing runs need.
+
+    A cell needs ``len(FAIR_LRS) + len(FAIR_SEEDS) - 1`` runs (its seeds at the chosen learning
+    rate, the selection seed's run included once). Returns ``{"by_model": {model: {"runs",
+    "median_minutes", "remaining_runs", "remaining_hours" or None}}, "remaining_hours" (None
+    while a model with runs left has no measurement)}``.
+    """
+    measured = compute_by_model(directory)
+    per_cell = len(FAIR_LRS) + len(FAIR_SEEDS) - 1
+    by_model = {}
+    total: Optional[float] = 0.0
+    for model in CELL_ORDER:
+        done = measured.get(model, {}).get("runs", 0)
+        remaining = max(0, per_cell * len(TABLE1_HIDDEN) - done)
+        minutes = measured.get(model, {}).get("median_minutes")
+        hours = None if minutes is None else remaining * minutes / 60
+        if remaining and hours is None:
+            total = None
+        elif total is not None and hours is not None:
+            total += hours
+        by_model[model] = {"runs": done, "median_minutes": minutes, "remaining_runs": remaining,
+                           "remaining_hours": hours}
+    return {"by_model": by_model, "remaining_hours": total}
