@@ -203,3 +203,52 @@ def test_cli_sweep_fair_refuses_a_name_outside_the_plan(tmp_path):
     assert bad.returncode == 2
     assert "--only: not in the fair plan (yet): fair_irnn_R20_lr1e-3_seed1" in bad.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def finished_cells(tmp_path_factory):
+    """The smoke protocol run to the end for two models at R = 20 (10 runs)."""
+    directory = tmp_path_factory.mktemp("fair")
+    result = fair.run_fair(directory, "smoke", models=("irnn", "fast_weights"), hidden=(20,),
+                           quiet=True)
+    assert not result["failed"]
+    return directory, result
+
+
+def test_run_fair_trains_the_selection_then_the_chosen_seeds(finished_cells):
+    directory, result = finished_cells
+    assert len(result["trained"]) == 10
+    for model in ("irnn", "fast_weights"):
+        names = [n for n in result["trained"] if n.startswith(f"fair_{model}_")]
+        chosen = fair.cell_selection(directory, model, 20, "smoke")["lr"]
+        # the three learning rates first, then seeds 1 and 2 at the chosen one
+        assert names[:3] == [fair.fair_name(model, 20, lr, 0) for lr in fair.FAIR_LRS]
+        assert names[3:] == [fair.fair_name(model, 20, chosen, seed) for seed in (1, 2)]
+    again = fair.run_fair(directory, "smoke", models=("irnn", "fast_weights"), hidden=(20,),
+                          quiet=True)
+    assert again == {"trained": [], "failed": {}}
+
+
+def test_chapter_tables_come_from_the_records(finished_cells):
+    directory, _ = finished_cells
+    cells = fair.fair_cells(directory)
+    irnn = next(c for c in cells if (c["model"], c["hidden"]) == ("irnn", 20))
+    assert irnn["n"] == 3 and [run["seed"] for run in irnn["runs"]] == [0, 1, 2]
+    assert irnn["mean"] == pytest.approx(sum(r["test_error"] for r in irnn["runs"]) / 3)
+    today = {("irnn", 20): {"mean": 54.57, "std": 7.68, "n": 3}}
+    table = fair.comparison_markdown(cells, today)
+    row = next(line for line in table.splitlines() if line.startswith("| IRNN | 20 |"))
+    assert f"{100 * irnn['mean']:.2f}" in row and "(n=3)" in row and "54.57 ± 7.68 (n=3)" in row
+    assert f"{fair.lr_label(irnn['chosen']['lr'])} (" in row
+    lstm = next(line for line in table.splitlines() if line.startswith("| LSTM | 20 |"))
+    assert "not run yet" in lstm and "selecting (0 of 3 learning rates run)" in lstm
+    assert "**chosen**" in fair.selection_markdown(cells)
+    verdict = fair.verdict_markdown(cells, today)
+    assert "Not decided yet at R = 20" in verdict and "LSTM" in verdict
+    assert f"{100 * irnn['mean']:.2f}% under the protocol (n=3)" in verdict
+    figure = fair.validation_curves_figure(cells)
+    assert len(figure.axes) == 15
+    plan = fair.projection(directory)
+    assert plan["by_model"]["irnn"]["runs"] == 5
+    assert plan["by_model"]["irnn"]["remaining_runs"] == 10
+    assert plan["remaining_hours"] is None  # LSTM, A-LSTM, LN-IRNN have no measurement
