@@ -397,8 +397,10 @@ def finding_rows(fair_directory: str | os.PathLike = FAIR_DIR,
 
 def validation_curves_figure(cells: list[dict]):
     """Validation error against updates for every finished run of every cell (one panel per
-    model and R; colour: learning rate; a dot where each run's lowest validation error was)."""
+    model and R; colour: learning rate; a dot where each run's lowest validation error was;
+    the error axis is linear below 1% and logarithmic above, so 0.1% and 60% both show)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     models = sorted({cell["model"] for cell in cells}, key=CELL_ORDER.index)
     hidden = sorted({cell["hidden"] for cell in cells})
@@ -423,7 +425,10 @@ def validation_curves_figure(cells: list[dict]):
                       transform=axis.transAxes, color="grey")
         axis.set_title(f"{MODEL_LABELS[cell['model']].split(' (')[0]}, R = {cell['hidden']}",
                        fontsize=9)
+        axis.set_yscale("symlog", linthresh=1.0)  # linear below 1%, logarithmic above
         axis.set_ylim(0, 100)
+        axis.set_yticks([0, 1, 10, 100])
+        axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     for axis in axes[-1]:
         axis.set_xlabel("update")
     for row in axes:
