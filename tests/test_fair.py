@@ -246,6 +246,10 @@ def test_chapter_tables_come_from_the_records(finished_cells):
     verdict = fair.verdict_markdown(cells, today)
     assert "Not decided yet at R = 20" in verdict and "LSTM" in verdict
     assert f"{100 * irnn['mean']:.2f}% under the protocol (n=3)" in verdict
+    for name in fair.still_improving(cells):  # capped runs whose best was their last point
+        record = read_record(directory / f"{name}.json")
+        assert record["early_stopping"]["best_step"] == record["steps_done"] == 60
+        assert name in verdict
     figure = fair.validation_curves_figure(cells)
     assert len(figure.axes) == 15
     plan = fair.projection(directory)

@@ -495,9 +495,27 @@ def verdict_markdown(cells: list[dict], today: dict[tuple[str, int], dict],
                      f"{now['mean']:.2f}% in today's table (n={now['n']}): "
                      + ("at least as good." if better else "**worse**; see its validation "
                         "curves and chosen learning rate."))
+    capped = still_improving(cells)
+    if capped:
+        lines.append(f"- **Still improving at the cap** ({len(capped)} runs; their lowest "
+                     f"validation error was at their last evaluation, so the cap, not the "
+                     f"patience, ended them): " + ", ".join(capped) + ".")
     if not lines:
         lines.append("- No cell has finished under the protocol yet.")
     return "\n".join(lines)
+
+
+def still_improving(cells: list[dict]) -> list[str]:
+    """Names of the finished runs stopped by the cap with their best at the last update."""
+    names = []
+    for cell in cells:
+        records = [s["record"] for s in cell["selection"].values() if s is not None]
+        records += [run for run in cell["runs"] if run.get("seed") != SELECTION_SEED]
+        for record in records:
+            early = record.get("early_stopping") or {}
+            if early.get("stop_reason") == "cap" and early.get("best_step") == record["steps_done"]:
+                names.append(record["name"])
+    return names
 
 
 def finding_markdown(rows: list[dict]) -> str:
