@@ -42,6 +42,7 @@ from IPython.display import Markdown, display
 
 from fwbook import figures, widgets
 from fwbook.ablations import eta_zero_equals_ln_irnn
+from fwbook.explorer import book_fallback, fast_weights_html
 from fwbook.models import ModelConfig, build_model
 
 torch.set_num_threads(1)  # tiny networks; leave the other cores alone
@@ -155,13 +156,19 @@ display(Markdown(
       "choices do to training."))
 
 # %% [markdown]
-# With a live Jupyter kernel, the explorer below redraws A(t) as you move sliders for λ, η and
-# the step t, or type another sequence. (The rendered book has no kernel: the static figures
-# above show the same quantities.)
+# The explorer below redraws A(t) as you move the sliders for λ, η and the step t, or type
+# another sequence. In a live notebook it is an ipywidgets explorer run by the kernel. In the
+# rendered book the same controls run in your browser (a short script shipped with the book:
+# no kernel, nothing fetched from the network), on this chapter's untrained network or, at
+# your choice, on the trained model of chapter 6, which then also gives its answer at the λ
+# and η you set. The page address can set the start, e.g.
+# `02_fast_weights_equation.html?seq=a1b2c3d4??b&lambda=0.5&eta=1`. The static figures above
+# show the same quantities for print.
 
 # %%
 explorer = widgets.fast_weights_explorer(text=TEXT, hidden=HIDDEN, seed=seed)
-explorer
+book_fallback(explorer, fast_weights_html(widgets.untrained_model(HIDDEN, seed), TEXT,
+                                          label=f"untrained, seed {seed} (as the figures above)"))
 
 # %% [markdown]
 # ## Eq. 4: attention to the recent past

@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from fwbook import attention
+from fwbook import attention, explorer
 from fwbook.plots import use_house_style
 
 torch.set_num_threads(1)  # one thread: the book is built on small shared machines
@@ -119,6 +119,29 @@ table
 query = "c9k8j3f1??c"
 figure = attention.plot_sequence_attention(model, query)
 plt.show()
+
+# %% [markdown]
+# ### Try your own sequence
+#
+# Type a sequence below: the answer and the query step's Eq. 4 weights (the framed last row of
+# the heatmap) follow as you type. In the rendered book this explorer runs in your browser, a
+# short script doing the forward pass of Eq. 1–4 on weights exported from the committed model
+# when the book was built (no kernel, nothing fetched from the network); a link can set its
+# sequence, e.g. `06_what_memory_attends_to.html?seq=d4k2a7z1??a`. In a live notebook it is an
+# ipywidgets explorer on this notebook's `model`.
+
+# %%
+shipped, _ = explorer.trained_model()
+display(Markdown(
+    f"The browser explorer runs the committed run `{explorer.TRAINED_RUN[1]}_{explorer.TRAINED_RUN[0]}` "
+    f"(R = {shipped['config']['model']['hidden']}, K = {shipped['config']['num_pairs']}, "
+    f"{shipped['steps_done']:,} updates, test error {100 * shipped['test_error']:.2f}%)"
+    + (", the model this page reads." if profile == "paper" else
+       f", whatever profile built this page; the live explorer runs this notebook's "
+       f"{profile!r}-profile model (test error {100 * first['test_error']:.2f}%).")))
+
+# %%
+explorer.attention_explorer(model, query, num_pairs=first["config"]["num_pairs"])
 
 # %% [markdown]
 # ## When does the memory get read?

@@ -377,3 +377,103 @@ def test_a_chapter_whose_cell_times_out_is_executed_again(monkeypatch, tmp_path,
     with pytest.raises(book.BookBuildError, match="01_physiological_motivation could not be "
                                                   "executed: TimeoutError"):
         book.execute_chapter("01_physiological_motivation", "smoke", 0, "cpu", root=tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# the browser explorers (chapters 6 and 2): in the rendered book, from file:// and served
+
+
+def _page(chapter: str) -> str:
+    return next(entry for entry in TOC_ENTRIES if entry.endswith(chapter)) + ".html"
+
+
+@pytest.fixture(scope="module")
+def cdp_browser(built_book, tmp_path_factory):
+    from chromium_cdp import Browser
+
+    chromium = _chromium()
+    if chromium is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing in CI: .ci/book_setup.sh should have installed it")
+        pytest.skip("Chromium is not installed (locally: apt-get install -y chromium)")
+    with Browser(chromium, tmp_path_factory.mktemp("cdp-profile")) as browser:
+        yield browser
+
+
+def _open_explorer(browser, url: str) -> None:
+    browser.events.clear()
+    browser.navigate(url)
+    browser.wait_until("document.querySelector('.fw-explorer') && "
+                       "document.querySelector('.fw-explorer').dataset.fwState")
+
+
+def _page_errors(browser) -> list[str]:
+    """Uncaught errors on the page, less sphinx-book-theme's own redeclared THEBE_JS_URL
+    (thrown on every page of the book, explorer or not)."""
+    return [error for error in browser.console_errors() if "THEBE_JS_URL" not in error]
+
+
+def _explorer_requests_stay_local(browser, base: str) -> None:
+    outside = [url for url in browser.requested_urls()
+               if not url.startswith((base + "/", "data:", "about:"))]
+    assert not outside, f"the page requested {outside}"
+
+
+def test_explorer_assets_ship_with_the_book(built_book):
+    from fwbook import explorer
+
+    static = built_book.html_dir / "_static"
+    script, weights = static / explorer.SCRIPT_NAME, static / explorer.WEIGHTS_NAME
+    assert script.read_bytes() == explorer.SCRIPT_SOURCE.read_bytes()
+    assert script.stat().st_size + weights.stat().st_size <= explorer.MAX_ASSET_BYTES
+    for chapter, kind in (("06_what_memory_attends_to", "attention"),
+                          ("02_fast_weights_equation", "fast-weights")):
+        page = (built_book.html_dir / _page(chapter)).read_text(encoding="utf-8")
+        assert page.count(f'data-fw-kind="{kind}"') == 1, chapter
+        assert "application/vnd.jupyter.widget-view+json" not in page
+
+
+def test_attention_explorer_in_the_book(built_book, served_book, cdp_browser):
+    import torch
+
+    from fwbook import explorer
+    from fwbook.data import decode, encode
+
+    _, model = explorer.trained_model()  # the committed model the explorer ships
+
+    def expected(text):
+        with torch.no_grad():
+            return decode(model(encode(text).unsqueeze(0)).argmax(1)[0])
+
+    for base in (built_book.html_dir.as_uri(), served_book[0]):
+        _open_explorer(cdp_browser, f"{base}/{_page('06_what_memory_attends_to')}?seq=d4k2a7z1??z")
+        answer = "document.getElementById('fw-answer').dataset.answer"
+        assert cdp_browser.evaluate(answer) == expected("d4k2a7z1??z"), base
+        cdp_browser.type_into("#fw-input", "c9k8j3f1??f")
+        assert cdp_browser.evaluate(answer) == expected("c9k8j3f1??f"), base
+        cdp_browser.type_into("#fw-input", "c9k8j3f1??x")
+        assert "'x' is not among the stored keys" in cdp_browser.evaluate(
+            "document.getElementById('fw-message').textContent")
+        assert cdp_browser.evaluate(answer) is None
+        # the static figures stay on the page for print
+        assert cdp_browser.evaluate("document.querySelectorAll('img').length") >= 4
+        assert not _page_errors(cdp_browser), base
+        _explorer_requests_stay_local(cdp_browser, base)
+
+
+def test_fast_weights_explorer_in_the_book(built_book, served_book, cdp_browser):
+    for base in (built_book.html_dir.as_uri(), served_book[0]):
+        _open_explorer(cdp_browser, f"{base}/{_page('02_fast_weights_equation')}"
+                                    f"?seq=a1b2c3d4??b&lambda=0.5")
+        assert cdp_browser.evaluate("document.getElementById('fw-lambda').value") == "0.5"
+        norm = "Number(document.querySelector('#fw-heatmap table').dataset.norm)"
+        before = cdp_browser.evaluate(norm)
+        cdp_browser.evaluate("(() => { const e = document.getElementById('fw-lambda'); "
+                             "e.value = 1; e.dispatchEvent(new Event('input')); })()")
+        after = cdp_browser.evaluate(norm)
+        assert after > before > 0  # λ = 1 forgets nothing: a larger A(t)
+        labels = cdp_browser.evaluate(
+            "[...document.querySelectorAll('#fw-model option')].map(o => o.text)")
+        assert labels[0].startswith("untrained, seed 0") and labels[1].startswith("trained")
+        assert not _page_errors(cdp_browser), base
+        _explorer_requests_stay_local(cdp_browser, base)

@@ -242,6 +242,8 @@ def fast_weights_explorer(model: Optional[FastWeightsRNN] = None, text: str = DE
                 "[Interactive explorer of A(t): sliders for λ, η and t. It needs a live "
                 "Jupyter kernel; run this notebook to use it. The static figures on this "
                 "page show the same quantities.]")
+            if getattr(self, "browser_html", None):  # the rendered book's in-browser explorer
+                bundle["text/html"] = self.browser_html  # (fwbook.explorer.book_fallback)
             return bundle
 
     decay_slider = widgets.FloatSlider(value=decay, min=0.0, max=1.0, step=0.01,
