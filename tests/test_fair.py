@@ -266,3 +266,22 @@ def test_batched_training_refuses_what_it_does_not_implement():
     with pytest.raises(ValueError, match="LSTM out for one-hot input only"):
         check_batchable([tiny("lstm", input_embedding=8, seed=s) for s in (0, 1)])
     check_batchable([tiny("irnn", input_embedding=8, seed=s) for s in (0, 1)])
+
+
+def test_the_inspection_tools_read_the_embedding_too():
+    from fwbook.data import encode
+    from fwbook.explorer import model_spec
+    from fwbook.figures import explicit_fast_weights
+    from fwbook.linear_attention import fast_weights_as_linear_attention
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(model="fast_weights", hidden=8, input_embedding=12)).eval()
+    text = "a1b2c3d4??b"
+    _, states = explicit_fast_weights(model, text)
+    with torch.no_grad():
+        traced = model.trace(encode(text).unsqueeze(0)).hidden_states[0]
+    assert torch.allclose(torch.from_numpy(states), traced, atol=1e-5)
+    result = fast_weights_as_linear_attention(model, encode(text).unsqueeze(0))
+    assert torch.allclose(result["hidden"], result["trace_hidden"], atol=1e-5)
+    with pytest.raises(ValueError, match="explorer reads one-hot input only"):
+        model_spec(model, "embedded", "embedded")
