@@ -6,10 +6,13 @@ PROFILE ?= quick
 
 .PHONY: setup test book train bench
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-citation.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
+	# cffconvert needs jsonschema<4, jupyter-book >=4: it gets a venv of its own
+	$(PYTHON) -m venv $(VENV)/citation
+	$(VENV)/citation/bin/pip install --quiet -r requirements-citation.txt
 	touch $@
 
 setup: $(VENV)/.installed

@@ -36,12 +36,29 @@
 # seconds. The paper has no such experiment, so `paper` only means "the largest sizes".
 # All logic is in `fwbook.associative_memory`; this notebook only calls it.
 
+# %% tags=["remove-cell"]
+# Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
+# results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
+import os, subprocess, sys  # noqa: E401
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_BRANCH = "main"
+if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
+    if not os.path.isdir("fwbook-source"):
+        if not FWBOOK_REPOSITORY:
+            raise RuntimeError("set FWBOOK_REPOSITORY to the book's git URL, run this cell again")
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", FWBOOK_BRANCH,
+                        FWBOOK_REPOSITORY, "fwbook-source"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e",
+                        "fwbook-source"], check=True)
+    os.chdir("fwbook-source")  # the chapter reads results/ and _toc.yml from here
+    sys.path.insert(0, os.path.abspath("src"))  # the editable install needs no restart
+
 # %% tags=["parameters"]
 profile = "quick"
 seed = 0
 device = "auto"
 
-# %%
+# %% tags=["hide-input"]
 import torch
 
 from fwbook import associative_memory as memory
@@ -69,11 +86,10 @@ print(f"D = {settings.dim} units, {settings.trials} memories per point, "
 # M(t) = \eta \sum_{\tau=1}^{t} \lambda^{t-\tau}\, p(\tau)\, p(\tau)^\top \qquad \text{(Eq. 3)}
 # $$
 #
-# We use $\eta = 1/D$, so a freshly written pattern is returned with gain one. The figure below
-# writes five $10 \times 10$ random patterns into one $100 \times 100$ matrix, then cues each
+# We use $\eta = 1/D$, so a freshly written pattern is returned with gain one. {numref}`fig-pattern-completion` writes five $10 \times 10$ random patterns into one $100 \times 100$ matrix, then cues each
 # with a corrupted copy and cleans up the answer with the sign of $M c$:
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Pattern completion: five random $10 \\times 10$ patterns written into one $100 \\times 100$ matrix by Eq. 1, each recalled from a corrupted cue with one sign step.", "name": "fig-pattern-completion"}, "image": {"alt": "Three rows of five 10 by 10 black-and-white pixel patterns: the stored patterns, the noisy cues with some pixels flipped, and the patterns recalled as the sign of M c, each labelled with how many of its 100 units are wrong; beside them, a heatmap of the 100 by 100 weight matrix M."}}
 memory.plot_pattern_completion(dim_side=10, count=5, decay=1.0, cue_noise=settings.cue_noise,
                                seed=seed)
 
@@ -105,15 +121,14 @@ print(f"largest |M c (Eq. 1 writes) - Eq. 4 attention| = {difference:.1e}")
 #
 # Every stored pattern adds crosstalk to the recall of every other. With $\lambda = 1$ the
 # crosstalk on a unit is close to Gaussian with variance $(P-1)/D$ for $P$ stored patterns, and
-# the diagonal of $M$ (each $p p^\top$ has ones on it) pulls the answer toward the cue. The
-# dashed line is that prediction (`predicted_bits_correct`), the dots are measured:
+# the diagonal of $M$ (each $p p^\top$ has ones on it) pulls the answer toward the cue. In {numref}`fig-recall-load` the dashed line is that prediction (`predicted_bits_correct`), the dots are measured:
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Recall against load ($\\lambda = 1$): the fraction of units recalled correctly as more patterns are stored; dots measured, dashed line the Gaussian crosstalk prediction.", "name": "fig-recall-load"}, "image": {"alt": "Chart of the fraction of units recalled correctly against the number of stored patterns, measured values as dots beside a dashed predicted curve."}}
 load = memory.recall_vs_load(settings.dim, settings.loads, settings.trials,
                              settings.cue_noise, seed=seed)
 memory.plot_recall_vs_load(load, settings.dim)
 
-# %%
+# %% tags=["hide-input"]
 load.round(3)
 
 # %% [markdown]
@@ -128,13 +143,15 @@ load.round(3)
 # Now write a stream of patterns one after another and ask, after the last one, how well each
 # can still be recalled. The decay $\lambda$ trades the far past for the recent past: old
 # memories shrink as $\lambda^{\text{age}}$ and stop drowning the new ones in crosstalk.
+#
+# {numref}`fig-recall-age` shows recall against the age of each memory.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Recall against age: the fraction of units of each pattern recalled correctly, by how many writes ago it was stored, for several decays $\\lambda$.", "name": "fig-recall-age"}, "image": {"alt": "Line chart with one line per decay lambda: fraction of units recalled correctly against the age of the pattern, from the newest write to the oldest; chance level is one half."}}
 age = memory.recall_vs_age(settings.dim, settings.age_patterns, settings.decays,
                            settings.trials, settings.cue_noise, seed=seed)
 memory.plot_recall_vs_age(age, settings.dim)
 
-# %%
+# %% tags=["hide-input"]
 recent = age[age["age"] == 0].set_index("decay")["bits_correct"]
 old = age[age["age"] == age["age"].max()].set_index("decay")["bits_correct"]
 print("fraction of units recalled correctly, newest vs oldest pattern, and the last age at")

@@ -30,12 +30,29 @@
 # seeded): the point is the mechanics, which do not need training. Chapter 3 trains the model.
 # Every profile takes a few seconds.
 
+# %% tags=["remove-cell"]
+# Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
+# results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
+import os, subprocess, sys  # noqa: E401
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_BRANCH = "main"
+if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
+    if not os.path.isdir("fwbook-source"):
+        if not FWBOOK_REPOSITORY:
+            raise RuntimeError("set FWBOOK_REPOSITORY to the book's git URL, run this cell again")
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", FWBOOK_BRANCH,
+                        FWBOOK_REPOSITORY, "fwbook-source"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e",
+                        "fwbook-source"], check=True)
+    os.chdir("fwbook-source")  # the chapter reads results/ and _toc.yml from here
+    sys.path.insert(0, os.path.abspath("src"))  # the editable install needs no restart
+
 # %% tags=["parameters"]
 profile = "quick"  # "smoke", "quick" or "paper": this chapter does the same work in all three
 seed = 0  # initialisation of the untrained networks
 device = "auto"  # unused: everything here is a few small CPU forward passes
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
@@ -78,8 +95,10 @@ print(f"model: {model.config}")
 # normalisation {cite:p}`ba2016layernorm` applied over the H units of each sample:
 #
 # $$
-# h_{s+1}(t+1) = f\Big(\mathrm{LN}\big[\,W h(t) + C x(t) + A(t)\, h_s(t+1)\,\big]\Big),
-# \qquad h(t+1) = h_S(t+1) \qquad \text{(Eq. 2)}
+# \begin{aligned}
+# h_{s+1}(t+1) &= f\Big(\mathrm{LN}\big[\,W h(t) + C x(t) + A(t)\, h_s(t+1)\,\big]\Big),\\
+# h(t+1) &= h_S(t+1) \qquad \text{(Eq. 2)}
+# \end{aligned}
 # $$
 #
 # Note the time indices: $A(t)$ is built from $h(1) \dots h(t)$, and the slow term uses the
@@ -107,14 +126,14 @@ print(f"model: {model.config}")
 # %% [markdown]
 # ## Watching A(t) accumulate
 #
-# The figure runs the explicit form one token at a time (`FastWeightsCore.step` with
+# {numref}`fig-accumulation` runs the explicit form one token at a time (`FastWeightsCore.step` with
 # `memory="explicit"`, reading `state.fast_weights` after each step) and splits Eq. 1 into its
 # two terms: the top row is what is left of the old memory, $\lambda A(t-1)$; the middle row is
 # what the current step writes, $\eta\, h(t) h(t)^\top$; the bottom row is their sum $A(t)$.
 # Because $f$ is a ReLU, every $h(t) \ge 0$ and so every entry of $A(t)$ is non-negative:
 # one colour scale from 0 serves all panels.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Eq. 1 step by step on `c9k8j3f1??c`: what is left of the old memory, $\\lambda A(t-1)$ (top), what the step writes, $\\eta\\, h(t) h(t)^\\top$ (middle), and their sum $A(t)$ (bottom).", "name": "fig-accumulation"}, "image": {"alt": "Three rows of small heatmaps, one column per token of the sequence c9k8j3f1??c: the decayed previous fast weights, the new outer product and their sum, all on one colour scale starting at zero."}}
 figures.plot_fast_weights_accumulation(model, TEXT)
 
 # %%
@@ -135,17 +154,17 @@ display(Markdown(
 # The decay $\lambda$ sets how long a write survives: after $k$ more steps an outer product
 # carries weight $\eta \lambda^k$ (Eq. 3). The fast learning rate $\eta$ scales the whole memory,
 # and with it how strongly the fast term $A(t) h_s$ competes with the slow term $W h(t) + C x(t)$
-# inside the layer norm. The grid below is the same untrained network reading the same text with
+# inside the layer norm. {numref}`fig-decay-grid` is the same untrained network reading the same text with
 # λ and η changed (the slow weights held fixed), all on one colour scale. The paper uses
 # λ = 0.95 and η = 0.5.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The same untrained network and text with the decay $\\lambda$ and the fast learning rate $\\eta$ changed: the fast weights after the sequence, one colour scale.", "name": "fig-decay-grid"}, "image": {"alt": "Three rows by four columns of heatmaps of A(t) after the sequence, rows for the fast learning rate eta (0.1, 0.5, 1) and columns for the decay lambda (0.5, 0.8, 0.95, 1), each titled with its norm; the same few entries grow brighter as lambda and eta grow."}}
 decays = (0.5, 0.8, 0.95, 1.0)
 fast_lrs = (0.1, 0.5, 1.0)
 widgets.fast_weights_small_multiples(decays=decays, fast_lrs=fast_lrs, text=TEXT,
                                      hidden=HIDDEN, seed=seed)
 
-# %%
+# %% tags=["hide-input"]
 first_write = {decay: decay ** (len(TEXT) - 1) for decay in decays}
 display(Markdown(
     "How much of the first write (the key `c`, at t = 1) is left when the query arrives at "
@@ -165,7 +184,7 @@ display(Markdown(
 # `02_fast_weights_equation.html?seq=a1b2c3d4??b&lambda=0.5&eta=1`. The static figures above
 # show the same quantities for print.
 
-# %%
+# %% tags=["hide-input"]
 explorer = widgets.fast_weights_explorer(text=TEXT, hidden=HIDDEN, seed=seed)
 book_fallback(explorer, fast_weights_html(widgets.untrained_model(HIDDEN, seed), TEXT,
                                           label=f"untrained, seed {seed} (as the figures above)"))
@@ -175,11 +194,11 @@ book_fallback(explorer, fast_weights_html(widgets.untrained_model(HIDDEN, seed),
 #
 # The efficient form never builds $A(t)$; it keeps the past states and computes the weight
 # $\eta\, \lambda^{t-\tau}\, h(\tau)^\top h_s(t+1)$ that each one gets (`model.trace` returns
-# them). Read a row of the figure as "while reading this token, how much of each earlier hidden
+# them). Read a row of {numref}`fig-memory-weights-untrained` as "while reading this token, how much of each earlier hidden
 # state is added back in". The newest states get the largest weights, partly because λ has not
 # yet shrunk them, partly because they resemble the current state.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Eq. 4 weights $\\eta\\, \\lambda^{t-\\tau}\\, h(\\tau)^\\top h_s(t+1)$ of the untrained network reading `c9k8j3f1??c`: row, the token being read; column, the earlier state it adds back in.", "name": "fig-memory-weights-untrained"}, "image": {"alt": "Lower-triangular heatmap: each row is a token of c9k8j3f1??c being read, each column an earlier hidden state, the colour the weight that state gets."}}
 figures.plot_memory_weights(model, TEXT)
 
 # %% [markdown]
@@ -187,11 +206,11 @@ figures.plot_memory_weights(model, TEXT)
 # *and* in the gradients that train $W$, $C$ and the layer norm. The table runs both on a batch
 # of 64 random sequences with identical parameters, in float64, for S = 1, 2, 3:
 
-# %%
+# %% tags=["hide-input"]
 agreement = figures.memory_forms_agreement(hidden=HIDDEN, inner_steps=(1, 2, 3), seed=seed)
 agreement
 
-# %%
+# %% tags=["hide-input"]
 agreement32 = figures.memory_forms_agreement(hidden=HIDDEN, inner_steps=(1,), seed=seed,
                                              dtype=torch.float32)
 print(f"float64: max |Δ logits| = {agreement['max |Δ logits|'].max():.2e}, "
@@ -204,7 +223,7 @@ print(f"float32: max |Δ logits| = {agreement32['max |Δ logits|'].max():.2e}, "
 # matrix per sequence; Eq. 4 stores the t past states and does two products of length t·H per
 # inner step:
 
-# %%
+# %% tags=["hide-input"]
 steps = len(TEXT)
 rows = []
 for size in (20, 50, 100):
@@ -231,13 +250,15 @@ display(Markdown(
 # each inner step moves the state. The first step is large by construction: $h_0$ is the plain
 # ReLU of the slow term, $h_1$ the first layer-normalised state. The later steps measure the
 # settling: how much the memory still changes the state.
+#
+# {numref}`fig-memory-weights-s3` shows the Eq. 4 weights of the same network.
 
-# %%
+# %% tags=["hide-input"]
 model_s3 = untrained(inner_steps=3)
 trajectory = figures.inner_loop_trajectory(model_s3, TEXT)
 trajectory.round(4)
 
-# %%
+# %% tags=["hide-input"]
 second, third = trajectory.iloc[1:, 3].mean(), trajectory.iloc[1:, 4].mean()
 verdict = ("in this untrained network the loop has all but settled after two inner steps"
            if third < 0.1 * second else "the loop is still moving the state at the third step")
@@ -246,7 +267,7 @@ display(Markdown(
     f"returns the same state) the second inner step moves the state by {second:.3f} on "
     f"average and the third by {third:.4f}: {verdict}."))
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Eq. 4 weights of the untrained network with $S = 3$ inner steps reading `c9k8j3f1??c`.", "name": "fig-memory-weights-s3"}, "image": {"alt": "Lower-triangular heatmap of memory weights for a network with three inner steps: each row a token being read, each column an earlier hidden state."}}
 figures.plot_memory_weights(model_s3, TEXT)
 
 # %% [markdown]
@@ -256,7 +277,7 @@ figures.plot_memory_weights(model_s3, TEXT)
 # fast-weights network with η = 0 and S = 3 and an LN-IRNN the same weights and compares their
 # outputs on 64 sequences:
 
-# %%
+# %% tags=["hide-input"]
 difference = eta_zero_equals_ln_irnn(hidden=HIDDEN, seed=seed, inner_steps=3)
 print(f"max |logits(fast weights, η = 0, S = 3) − logits(LN-IRNN)| = {difference:.2e}")
 

@@ -28,12 +28,29 @@
 # the question-answering section (quick budget) and reads the learning curves from the
 # committed records of the Table 1 sweep in `results/table1/`.
 
+# %% tags=["remove-cell"]
+# Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
+# results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
+import os, subprocess, sys  # noqa: E401
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_BRANCH = "main"
+if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
+    if not os.path.isdir("fwbook-source"):
+        if not FWBOOK_REPOSITORY:
+            raise RuntimeError("set FWBOOK_REPOSITORY to the book's git URL, run this cell again")
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", FWBOOK_BRANCH,
+                        FWBOOK_REPOSITORY, "fwbook-source"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e",
+                        "fwbook-source"], check=True)
+    os.chdir("fwbook-source")  # the chapter reads results/ and _toc.yml from here
+    sys.path.insert(0, os.path.abspath("src"))  # the editable install needs no restart
+
 # %% tags=["parameters"]
 profile = "quick"  # "smoke" (seconds), "quick" (minutes on 2 CPU cores) or "paper" (records)
 seed = 0  # initialisation and mini-batch order of the runs trained here
 device = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -65,7 +82,7 @@ print(f"training budget of the runs made here: {budget}")
 # not be checked; see the deviations page). Here are the first training sequences of this
 # profile's data set, written as the strings they encode:
 
-# %%
+# %% tags=["hide-input"]
 data = make_splits(0, PAPER_NUM_PAIRS, budget["num_train"], budget["num_validation"],
                    budget["num_test"])
 for line in data.train.strings(8):
@@ -75,7 +92,7 @@ for line in data.train.strings(8):
 # The network sees them as integer tokens, one per character, over a vocabulary of 37 symbols
 # (a–z, 0–9, `?`); the answer is one of the ten digits.
 
-# %%
+# %% tags=["hide-input"]
 print("tokens of the first sequence:", data.train.inputs[0].tolist())
 print("its target (the index of the digit):", int(data.train.targets[0]))
 first = data.train.strings(1)[0].split("->")[0]
@@ -83,7 +100,7 @@ tokens, answer = parse_query(first)
 print(f"parse_query({first!r}) -> answer {answer!r}; sequence length 2K + 3 = "
       f"{sequence_length(PAPER_NUM_PAIRS)}")
 
-# %%
+# %% tags=["hide-input"]
 texts = [s.split("->")[0] for s in data.train.strings()]
 repeated = sum(len(set(t[1:-3:2])) < PAPER_NUM_PAIRS for t in texts) / len(texts)
 answers = pd.Series([s[-1] for s in data.train.strings()]).value_counts(normalize=True)
@@ -103,8 +120,10 @@ display(Markdown(
 # command line (`python -m fwbook train`) trains exactly the same runs. The associative LSTM
 # {cite:p}`danihelka2016associative` is about four times slower per update than the others on a
 # CPU and is left to the paper profile.
+#
+# {numref}`fig-learning-curves` shows each model's validation error during training.
 
-# %%
+# %% tags=["hide-input"]
 trained_model = None
 if profile == "paper":
     # records made with exactly the paper profile's recipe (not the lr 1e-4 paper_recipe runs)
@@ -135,11 +154,11 @@ else:
         print(f"{MODEL_LABELS[name]:>12}: test error {record['test_error']:.2%} after "
               f"{record['steps_done']:,} updates ({record['wall_s']:.0f} s)")
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Validation error against updates for each model at this page's $R$ and profile.", "name": "fig-learning-curves"}, "image": {"alt": "Line chart of validation error in percent against training updates, one line per model."}}
 shown = [r for r in records if r.get("hidden") == HIDDEN]
 figures.plot_learning_curves(shown, title=f"R = {HIDDEN}, profile {profile}")
 
-# %%
+# %% tags=["hide-input"]
 if shown:
     rows = aggregate(shown, by=("model", "hidden"))
     table = pd.DataFrame([{"model": MODEL_LABELS.get(r["model"], r["model"]), "R": r["hidden"],
@@ -165,7 +184,7 @@ else:
 # When several hidden sizes have records (paper profile), the next figure shows them all, as
 # Figure 2 of the paper does for R = 50; the book's Table 1 chapter has the full table.
 
-# %%
+# %% tags=["hide-input"]
 if profile == "paper" and len({r["hidden"] for r in records}) > 1:
     display(figures.plot_learning_curves(records, title="all sizes, paper profile"))
 elif profile == "paper":
@@ -177,12 +196,12 @@ else:
 # ## Ask the trained model
 #
 # `ask` takes sequences typed as strings, checks each with `fwbook.data.parse_query` (keys must
-# be distinct letters, the query one of them) and shows what the trained fast-weights model
+# be distinct letters, the query one of them) and shows ({numref}`fig-predictions`) what the trained fast-weights model
 # predicts, how sure it is, and the true answer. Change the list and rerun the cell. The last
 # two examples test the edges of the training distribution: one value shared by three keys
 # (allowed, but rare in training) and five pairs instead of four (never seen in training).
 
-# %%
+# %% tags=["hide-input"]
 def ask(sequences: list[str]) -> pd.DataFrame:
     """The trained model's answers to reader-typed sequences, as a table."""
     return figures.predictions_table(trained_model, sequences)
@@ -192,10 +211,10 @@ questions = ["c9k8j3f1??c", "j0a5s5z2??a", "c9k8j3f1??f", "q2w2e2r7??e", "a1b2c3
 answers_table = ask(questions)
 answers_table
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "What the trained fast-weights model answers to typed sequences: its probability for each answer, beside the true one.", "name": "fig-predictions"}, "image": {"alt": "One bar chart per typed sequence, titled with the sequence and its true answer: the model's probability for each digit 0 to 9, the true answer's bar highlighted, and the probability left for non-digits noted in the corner."}}
 figures.plot_predictions(trained_model, questions)
 
-# %%
+# %% tags=["hide-input"]
 fresh = ask(figures.random_queries(200, seed=seed))
 display(Markdown(
     f"On 200 fresh random sequences the model answers {fresh['correct'].mean():.1%} correctly, "
@@ -205,7 +224,7 @@ display(Markdown(
 # %% [markdown]
 # A malformed question is refused with a message that says what is wrong:
 
-# %%
+# %% tags=["hide-input"]
 try:
     ask(["c9k8j3f1??z"])
 except ValueError as error:
@@ -214,14 +233,13 @@ except ValueError as error:
 # %% [markdown]
 # ## Where the trained model looks
 #
-# Chapter 2 showed the Eq. 4 weights of an untrained network: all much alike. After training,
-# the row of the last token (the query key) tells where the memory looks when the question is
+# Chapter 2 showed the Eq. 4 weights of an untrained network: all much alike. After training ({numref}`fig-memory-weights-trained`), the row of the last token (the query key) tells where the memory looks when the question is
 # asked.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Eq. 4 weights of the trained model reading `c9k8j3f1??c`; the last row is the step that reads the query key.", "name": "fig-memory-weights-trained"}, "image": {"alt": "Lower-triangular heatmap of the trained model's memory weights: each row a token of c9k8j3f1??c being read, each column an earlier hidden state."}}
 figures.plot_memory_weights(trained_model, "c9k8j3f1??c")
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for text in questions[:4]:
     position, token, weight = figures.most_attended(trained_model, text)

@@ -58,12 +58,29 @@
 # and `quick` profiles, or a paper cell whose other seeds are not in yet) a ratio within 1.25×
 # is called a tie, and the sentence says that it rests on one seed.
 
+# %% tags=["remove-cell"]
+# Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
+# results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
+import os, subprocess, sys  # noqa: E401
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_BRANCH = "main"
+if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
+    if not os.path.isdir("fwbook-source"):
+        if not FWBOOK_REPOSITORY:
+            raise RuntimeError("set FWBOOK_REPOSITORY to the book's git URL, run this cell again")
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", FWBOOK_BRANCH,
+                        FWBOOK_REPOSITORY, "fwbook-source"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e",
+                        "fwbook-source"], check=True)
+    os.chdir("fwbook-source")  # the chapter reads results/ and _toc.yml from here
+    sys.path.insert(0, os.path.abspath("src"))  # the editable install needs no restart
+
 # %% tags=["parameters"]
 profile = "quick"  # "smoke" (seconds), "quick" (under a minute on 2 CPU cores) or "paper" (records)
 seed = 0  # seed trained by smoke and quick; paper reads ablations.PAPER_SEEDS
 device = "auto"  # unused: the grid trains on the CPU, one process per core
 
-# %%
+# %% tags=["hide-input"]
 import tempfile
 
 import matplotlib.pyplot as plt
@@ -85,7 +102,7 @@ print(f"{len(ablations.ABLATION_CELLS)} cells × {len(seeds)} seed(s) = {len(con
       f"{budget['num_train']:,} training / {budget['num_validation']:,} validation / "
       f"{budget['num_test']:,} test sequences, validation every {budget['eval_every']} updates")
 
-# %%
+# %% tags=["hide-input"]
 # one row per cell: the seeds differ only in initialisation and data order
 cells_of_first_seed = ablations.ablation_configs(profile, seeds=seeds[:1])
 grid = pd.DataFrame([{"cell": ablations.parse_name(name)[0],
@@ -98,7 +115,7 @@ grid = pd.DataFrame([{"cell": ablations.parse_name(name)[0],
                      for name, c in cells_of_first_seed.items()])
 grid
 
-# %%
+# %% tags=["hide-input"]
 if profile == "paper":
     records = ablations.load_ablation_records("paper", seeds=seeds)
     commits = sorted({r.get("commit", "?")[:7] for r in records.values()})
@@ -121,20 +138,19 @@ else:
 # %% [markdown]
 # ## All the ablations at a glance
 #
-# Each panel holds the baseline (red) and the runs that change one thing, as validation error
-# against updates (log scale: 1% and 5% are far apart). Every seed is a thin line and the mean
+# Each panel holds the baseline (red) and the runs that change one thing, as validation error against updates ({numref}`fig-ablation-curves`) (log scale: 1% and 5% are far apart). Every seed is a thin line and the mean
 # over a cell's completed seeds a thick one; the legend gives n, the number of seeds in the
-# mean. A dotted line (or a legend entry without a line) is a run that diverged. The bars show
+# mean. A dotted line (or a legend entry without a line) is a run that diverged. The bars ({numref}`fig-ablation-bars`) show
 # each cell's mean test error with every seed as a dot, and the table lists the numbers with
 # the records behind them.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Bag of tricks: validation error against updates (log scale) for the baseline and each run that changes one thing; thin lines seeds, thick lines means.", "name": "fig-ablation-curves"}, "image": {"alt": "Line charts with a logarithmic error axis: validation error against updates for the baseline and each ablation, a thin line per seed and a thick line for the mean."}}
 ablations.plot_ablation_curves(records)
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean test error of each configuration, every seed a dot.", "name": "fig-ablation-bars"}, "image": {"alt": "Bar chart with one bar per configuration for its mean test error and one dot per seed."}}
 ablations.plot_ablation_bars(records)
 
-# %%
+# %% tags=["hide-input"]
 table = ablations.ablation_table(records)
 table
 
@@ -146,7 +162,7 @@ table
 # W, C and η alone to keep activities in range. The identity initialisation starts W as a small
 # copy of the identity, so the state is carried from step to step from the first update on.
 
-# %%
+# %% tags=["hide-input"]
 for group in ("layer_norm", "identity_init"):
     display(Markdown(ablations.group_summary(records, group)))
 display(Markdown(ablations.layer_norm_verdict(records)))
@@ -158,7 +174,7 @@ display(Markdown(ablations.layer_norm_verdict(records)))
 # faded to a thousandth by the time the query arrives) and η how loud the memory is. More inner
 # steps let the memory pull the state further towards a stored pattern, at S times the cost.
 
-# %%
+# %% tags=["hide-input"]
 for group in ("decay", "fast_lr", "inner_steps"):
     display(Markdown(ablations.group_summary(records, group)))
 
@@ -171,7 +187,7 @@ for group in ("decay", "fast_lr", "inner_steps"):
 # stored values is right with probability (its count)/4, which over random sequences gives the
 # error printed below (`fwbook.data.value_only_error`, computed exactly).
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(ablations.stall_summary(records)))
 
 # %% [markdown]
@@ -180,7 +196,7 @@ display(Markdown(ablations.stall_summary(records)))
 # with the baseline (checked to the last bit below). Whatever gap separates the two cells,
 # over their seeds, is what the fast memory adds:
 
-# %%
+# %% tags=["hide-input"]
 print(f"max |logits(η = 0, S = 3) − logits(LN-IRNN, same weights)| = "
       f"{ablations.eta_zero_equals_ln_irnn(seed=seed):.1e}")
 display(Markdown(ablations.eta_zero_verdict(records)))
@@ -194,7 +210,7 @@ if profile != "paper":
 # (W initialised to the identity, as an IRNN) for the paper profile's longer budget; when its
 # records are committed, they show whether the memory-less network catches up with more updates:
 
-# %%
+# %% tags=["hide-input"]
 from fwbook.figures import load_table1_records
 
 longer = [r for r in load_table1_records("paper", model="ln_irnn", hidden=20)
@@ -212,13 +228,13 @@ else:
 # ## Gradient clipping and the gradient norm
 #
 # Every run records the mean gradient norm (before clipping) over each validation interval,
-# `curves.grad_norm` in its record. The figure shows it for the baseline, for the run without
+# `curves.grad_norm` in its record. {numref}`fig-grad-norms` shows it for the baseline, for the run without
 # clipping and for the largest learning rate; the dotted line is the clipping threshold.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean gradient norm before clipping over each validation interval, for the baseline, the run without clipping and the largest learning rate; dotted, the clipping threshold.", "name": "fig-grad-norms"}, "image": {"alt": "Line chart of the gradient norm against updates for three runs, with a dotted horizontal line at the clipping threshold."}}
 ablations.plot_grad_norms(records)
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(ablations.group_summary(records, "clipping")))
 norms = {name: max(r["curves"]["grad_norm"]) for name, r in records.items()
          if (r.get("curves") or {}).get("grad_norm")}
@@ -249,7 +265,7 @@ if no_clip["kind"] in ("overlap", "tie"):
 # recipe uses 10⁻³; the grid shows how far each rate gets within this chapter's budget
 # (chapter 5 compares the two rates over three seeds at the Table 1 budget).
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(ablations.group_summary(records, "lr")))
 
 # %% [markdown]
@@ -259,7 +275,7 @@ display(Markdown(ablations.group_summary(records, "lr")))
 # records behind each row in its last column), made with the budget printed at the top (profile
 # and seeds shown there). Each sentence below is computed from them.
 
-# %%
+# %% tags=["hide-input"]
 lines = [ablations.group_summary(records, group) for group in ablations.ABLATION_GROUPS]
 display(Markdown("\n".join(f"* {line}" for line in lines)
                  + f"\n* **Memory or depth:** {ablations.eta_zero_verdict(records)}"

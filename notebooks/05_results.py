@@ -24,12 +24,29 @@
 # grid itself, in seconds or minutes. A cell with no record says "not run yet": it is never
 # filled in by guess.
 
+# %% tags=["remove-cell"]
+# Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
+# results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
+import os, subprocess, sys  # noqa: E401
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_BRANCH = "main"
+if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
+    if not os.path.isdir("fwbook-source"):
+        if not FWBOOK_REPOSITORY:
+            raise RuntimeError("set FWBOOK_REPOSITORY to the book's git URL, run this cell again")
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", FWBOOK_BRANCH,
+                        FWBOOK_REPOSITORY, "fwbook-source"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e",
+                        "fwbook-source"], check=True)
+    os.chdir("fwbook-source")  # the chapter reads results/ and _toc.yml from here
+    sys.path.insert(0, os.path.abspath("src"))  # the editable install needs no restart
+
 # %% tags=["parameters"]
 profile = "quick"
 seed = 0
 device = "auto"
 
-# %%
+# %% tags=["hide-input"]
 import tempfile
 from pathlib import Path
 
@@ -37,6 +54,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from fwbook import results
+from fwbook.book_config import record_link_base
 from fwbook.experiments import (PAPER_RECIPE, PROFILE_SETTINGS, TABLE1_HIDDEN, TABLE1_MODELS,
                                  table1_configs)
 from fwbook.records import REPO_ROOT
@@ -54,7 +72,7 @@ print(f"profile: {profile}")
 # the slowest run, and without the extra recipes). Their numbers are not the paper's experiment and should
 # not be read as such.
 
-# %%
+# %% tags=["hide-input"]
 if profile == "paper":
     directory = results.TABLE1_DIR
     source = f"read the committed records in {directory.relative_to(REPO_ROOT)}/"
@@ -88,16 +106,16 @@ print(f"Recipe ({profile} profile): Adam lr {settings.get('lr', 1e-3):g}, batch 
 # the paper's number (Table 1 of Ba et al. (2016), transcribed; see *Deviations*). The
 # records behind every cell are listed under the table.
 
-# %%
+# %% tags=["hide-input"]
 rows = results.table1_rows(records)
-display(Markdown(results.table1_markdown(rows, link_base=None)))
+display(Markdown(results.table1_markdown(rows, link_base=record_link_base())))
 
 # %% [markdown]
 # ## What the records say
 #
 # The findings, each computed from the records above:
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(results.verdict_markdown(records)))
 
 # %% [markdown]
@@ -118,7 +136,7 @@ display(Markdown(results.verdict_markdown(records)))
 # - `cosine_lr3e-3_80k`: the same schedule over twice the updates, added after measuring the
 #   previous one, whose seeds were all still improving when it stopped.
 #
-# Whether a recipe reaches the paper's 1.81% is decided by its records below (mean over three
+# Whether a recipe reaches the paper's 1.81% is decided by its records below (the table and {numref}`fig-recipes`) (mean over three
 # seeds), not by the argument for it.
 #
 # ```{admonition} Deviation from the paper: learning rate and budget
@@ -131,21 +149,21 @@ display(Markdown(results.verdict_markdown(records)))
 # comparable.
 # ```
 
-# %%
-display(Markdown(results.recipes_markdown(records, link_base=None)))
+# %% tags=["hide-input"]
+display(Markdown(results.recipes_markdown(records, link_base=record_link_base())))
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Fast weights at $R = 20$ under each recipe: the validation error of every seed during training; dotted, the paper's 1.81% (its Table 1).", "name": "fig-recipes"}, "image": {"alt": "Line chart with a logarithmic error axis: validation error in percent against updates, one line per seed for each training recipe of fast weights with 20 hidden units (ours, the paper's learning rate, two cosine schedules), and a dotted horizontal line at the paper's 1.81%."}}
 figure = results.recipe_figure(records)
 plt.show()
 
 # %% [markdown]
 # ## Figure 2: learning curves at $R = 50$
 #
-# Validation error against parameter updates (the paper plots log likelihood; the
+# {numref}`fig-figure2` shows validation error against parameter updates (the paper plots log likelihood; the
 # validation cross-entropy is in every record's curves too). Thin lines are single seeds, the
 # thick line their mean.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The paper's Figure 2 at $R = 50$: validation error against updates for each model; thin lines single seeds, thick lines their mean.", "name": "fig-figure2"}, "image": {"alt": "Line chart of validation error against parameter updates for 50 hidden units, one colour per model, thin lines for single seeds and a thick line for their mean."}}
 figure = results.figure2(records, hidden=50)
 plt.show()
 
@@ -167,7 +185,7 @@ plt.show()
 # chapter 06 show how the comparison changes with $K$: with more pairs the controls fall back
 # and fast weights keep their lead.
 
-# %%
+# %% tags=["hide-input"]
 from fwbook.data import value_only_error
 
 level = 100 * value_only_error()
@@ -189,8 +207,8 @@ for row in results.table1_rows(records):
 # after the Table 1 budget. So the LN-IRNN at $R = 20$ is also trained for 250,000 updates
 # (`long_250k`, otherwise the same recipe), beside its Table 1 cell, and the records decide:
 
-# %%
-display(Markdown(results.control_budget_markdown(records, link_base=None)))
+# %% tags=["hide-input"]
+display(Markdown(results.control_budget_markdown(records, link_base=record_link_base())))
 
 # %% [markdown]
 # Read the two rows together. If the longer run stays near 60%, the LN-IRNN fails on this
@@ -203,7 +221,7 @@ display(Markdown(results.control_budget_markdown(records, link_base=None)))
 #
 # The ranking at the smallest $R$, computed from the records:
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(results.ranking_markdown(records, hidden=20)))
 
 # %% [markdown]
@@ -324,7 +342,7 @@ print("Missing runs in all: " + (f"{plan['remaining_hours']:.1f} h" if plan["rem
 # The training wall time of every record behind this chapter (shared 2-core CPU for the
 # `paper` profile; the records name their device and commit):
 
-# %%
+# %% tags=["hide-input"]
 spent = results.compute_spent(records)
 print(f"{spent['runs']} runs, {spent['hours']:.2f} hours of training wall time "
       f"({profile} profile).")

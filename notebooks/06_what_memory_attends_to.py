@@ -33,12 +33,29 @@
 # `model.trace(tokens).memory_weights[b, t, s, τ-1]` holds exactly these weights. All the
 # logic (training, statistics, figures) lives in `fwbook.attention`; this notebook calls it.
 
+# %% tags=["remove-cell"]
+# Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
+# results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
+import os, subprocess, sys  # noqa: E401
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_BRANCH = "main"
+if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
+    if not os.path.isdir("fwbook-source"):
+        if not FWBOOK_REPOSITORY:
+            raise RuntimeError("set FWBOOK_REPOSITORY to the book's git URL, run this cell again")
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", FWBOOK_BRANCH,
+                        FWBOOK_REPOSITORY, "fwbook-source"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e",
+                        "fwbook-source"], check=True)
+    os.chdir("fwbook-source")  # the chapter reads results/ and _toc.yml from here
+    sys.path.insert(0, os.path.abspath("src"))  # the editable install needs no restart
+
 # %% tags=["parameters"]
 profile = "quick"  # "smoke" (seconds), "quick" (minutes on 2 CPU cores) or "paper" (reads results/attention)
 seed = 0  # initialisation and data-order seed of the runs trained here
 device = "auto"  # "auto", "cpu" or "cuda"
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -69,7 +86,7 @@ print(f"profile={profile!r}, seed={seed}, device={device!r}, torch {torch.__vers
 # next to them (`python -m fwbook.attention paper`), and each record's configuration is checked
 # against `fwbook.attention.attention_config`.
 
-# %%
+# %% tags=["hide-input"]
 runs = attention.chapter_runs(profile, seed=seed, device=device)
 records = {name: record for name, (record, _) in runs.items()}
 model = runs["fast_weights_K4"][1]
@@ -111,11 +128,11 @@ table
 #
 # Change `query` to any sequence of letter–digit pairs, `??` and one of the keys (it is
 # checked by `fwbook.data.parse_query`; the model was trained with K = 4 pairs, so keep four).
-# Left: the weights of every step (row: the token being read; column: the slot). Right: the
+# In {numref}`fig-sequence-attention`, left: the weights of every step (row: the token being read; column: the slot). Right: the
 # row that matters, the step reading the query key, coloured by what each slot is for this
 # query.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Eq. 4 weights of the trained $K = 4$ model on one sequence: every step (left) and the step that reads the query key, coloured by each slot's role (right).", "name": "fig-sequence-attention"}, "image": {"alt": "Left, a lower-triangular heatmap of the memory weights of every step of the sequence; right, a bar chart of the query step's weight on each earlier slot, bars coloured by the slot's role."}}
 query = "c9k8j3f1??c"
 figure = attention.plot_sequence_attention(model, query)
 plt.show()
@@ -130,7 +147,7 @@ plt.show()
 # sequence, e.g. `06_what_memory_attends_to.html?seq=d4k2a7z1??a`. In a live notebook it is an
 # ipywidgets explorer on this notebook's `model`.
 
-# %%
+# %% tags=["hide-input"]
 shipped, _ = explorer.trained_model()
 display(Markdown(
     f"The browser explorer runs the committed run `{explorer.TRAINED_RUN[1]}_{explorer.TRAINED_RUN[0]}` "
@@ -140,20 +157,22 @@ display(Markdown(
        f", whatever profile built this page; the live explorer runs this notebook's "
        f"{profile!r}-profile model (test error {100 * first['test_error']:.2f}%).")))
 
-# %%
+# %% tags=["hide-input"]
 explorer.attention_explorer(model, query, num_pairs=first["config"]["num_pairs"])
 
 # %% [markdown]
 # ## When does the memory get read?
 #
 # The heatmap has one row per step. Summing a row gives how much the step reading that token
-# draws on the memory at all; averaged over the test set:
+# draws on the memory at all; averaged over the test set ({numref}`fig-read-strength`):
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "How much each step reads from the memory: the summed Eq. 4 weight at each position, averaged over the test set.", "name": "fig-read-strength"}, "image": {"alt": "Chart of the summed memory weight at each position of the sequence, averaged over the test sequences."}}
 test = attention.record_test_split(first)
 strength = attention.read_strength(model, test.inputs)  # (T,)
 figure = attention.plot_read_strength({"fast weights, K = 4": strength})
 plt.show()
+
+# %% tags=["hide-input"]
 display(Markdown(
     f"The step reading the query key puts a summed weight of {float(strength[-1]):.3f} on the "
     f"memory; the largest sum at any earlier step is {float(strength[:-1].max()):.3f}. "
@@ -167,18 +186,20 @@ display(Markdown(
 # For every test sequence we take the query step's weights and ask two things: which slot
 # gets the **largest** weight, and what **share of the summed weight** lands on each kind of
 # slot (the queried key, the queried value, the other keys, the other values, the two `?`).
+#
+# {numref}`fig-role-shares` gives both for the $K = 4$ model.
 
-# %%
+# %% tags=["hide-input"]
 stats = attention.evaluate_attention(model, test.inputs, test.targets)
 shares = pd.DataFrame({"share of the summed weight": stats["mass_share"],
                        "share of sequences whose largest weight is here": stats["argmax_share"]})
 shares.style.format("{:.1%}")
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "At the query step, over the test set: how often each kind of slot gets the largest weight, and its share of the summed weight.", "name": "fig-role-shares"}, "image": {"alt": "Bar charts over the kinds of slot (queried key, queried value, other keys, other values, question marks): how often each gets the largest weight, and its share of the summed weight."}}
 figure = attention.plot_role_shares({"fast weights, K = 4": stats})
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 top = attention.dominant_role(stats, "argmax_share")
 display(Markdown(
     f"On {stats['n']:,} test sequences the largest weight falls on the **queried value's slot** "
@@ -192,25 +213,25 @@ display(Markdown(
     f"least decayed by λ^(t−τ))."))
 
 # %% [markdown]
-# The mean weight the query step puts on each slot, averaged separately over the sequences
+# {numref}`fig-mean-query-weights` shows the mean weight the query step puts on each slot, averaged separately over the sequences
 # that ask for pair 1, 2, 3, …: a model that attends to the right pair draws a staircase
 # along the framed cells.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean weight of the query step on each slot, averaged over the sequences that ask for pair 1, 2, 3, 4; framed, the asked pair.", "name": "fig-mean-query-weights"}, "image": {"alt": "Heatmap with one row per asked pair and one column per slot of the sequence; framed cells mark the key and value of the asked pair."}}
 figure = attention.plot_mean_query_weights(stats, "fast weights, K = 4: mean query weights")
 plt.show()
 
 # %% [markdown]
 # ### Does attending to the right pair go with answering right?
 
-# %%
+# %% tags=["hide-input"]
 accuracy = pd.DataFrame({
     "sequences": [stats["n_on_pair"], stats["n_off_pair"], stats["n"]],
     "accuracy": [stats["accuracy_if_on_pair"], stats["accuracy_if_off_pair"], stats["accuracy"]],
 }, index=["largest weight on the queried pair", "largest weight elsewhere", "all"])
 accuracy.style.format({"accuracy": lambda v: "—" if v is None or v != v else f"{v:.1%}"})
 
-# %%
+# %% tags=["hide-input"]
 on, off = stats["accuracy_if_on_pair"], stats["accuracy_if_off_pair"]
 if on is not None and off is not None:
     relation = ("more often" if on > off else "less often" if on < off else "as often")
@@ -231,9 +252,9 @@ display(Markdown(text))
 # With four pairs, several of this project's controls at $R = 20$ do much better than the
 # paper's (the LSTM and A-LSTM within the Table 1 budget, the LN-IRNN given six times that
 # budget; see the results chapter): the task leaves little to remember. With eight pairs the hidden state has to hold twice as much, and this is where a memory outside
-# the activities should pay off. Curves: validation error during training; bars: test error.
+# the activities should pay off. In {numref}`fig-k-comparison`, curves: validation error during training; bars: test error. {numref}`fig-mean-query-weights-k8` and {numref}`fig-role-shares-k8` repeat the query-step analysis for $K = 8$.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Four pairs against eight: validation error during training (curves) and test error (bars) of fast weights at $K = 4$ and $K = 8$ and the LN-IRNN at $K = 8$.", "name": "fig-k-comparison"}, "image": {"alt": "Left, validation error against updates for fast weights with four and eight pairs and the LN-IRNN with eight pairs; right, bars of their test errors."}}
 figure = attention.plot_k_comparison({
     "fast weights, K = 4": records["fast_weights_K4"],
     "fast weights, K = 8": records["fast_weights_K8"],
@@ -241,16 +262,17 @@ figure = attention.plot_k_comparison({
 })
 plt.show()
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean weight of the query step on each slot for the $K = 8$ model, by asked pair; framed, the asked pair.", "name": "fig-mean-query-weights-k8"}, "image": {"alt": "Heatmap with one row per asked pair (eight) and one column per slot of the longer sequence; framed cells mark the asked pair."}}
 model_k8 = runs["fast_weights_K8"][1]
 test_k8 = attention.record_test_split(records["fast_weights_K8"])
 stats_k8 = attention.evaluate_attention(model_k8, test_k8.inputs, test_k8.targets)
 figure = attention.plot_mean_query_weights(stats_k8, "fast weights, K = 8: mean query weights")
 plt.show()
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Where the query step looks, $K = 4$ against $K = 8$: the share of the summed weight on each kind of slot.", "name": "fig-role-shares-k8"}, "image": {"alt": "Bar charts comparing the four-pair and eight-pair models: for each kind of slot, how often it gets the largest weight and its share of the summed weight."}}
 figure = attention.plot_role_shares({"fast weights, K = 4": stats, "fast weights, K = 8": stats_k8})
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 fw8, ln8 = records["fast_weights_K8"]["test_error"], records["ln_irnn_K8"]["test_error"]
 curve = records["fast_weights_K8"]["curves"]
 trend = ""
@@ -298,7 +320,7 @@ display(Markdown(
 # %% [markdown]
 # ## Summary
 
-# %%
+# %% tags=["hide-input"]
 chance = 2 / (2 * stats["num_pairs"] + 2)
 points = [
     "Eq. 4 makes the fast-weights read an attention over past hidden states, with weights "

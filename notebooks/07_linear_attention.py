@@ -25,12 +25,29 @@
 #
 # The code is in `fwbook.linear_attention`; the notebook calls it.
 
+# %% tags=["remove-cell"]
+# Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
+# results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
+import os, subprocess, sys  # noqa: E401
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_BRANCH = "main"
+if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
+    if not os.path.isdir("fwbook-source"):
+        if not FWBOOK_REPOSITORY:
+            raise RuntimeError("set FWBOOK_REPOSITORY to the book's git URL, run this cell again")
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", FWBOOK_BRANCH,
+                        FWBOOK_REPOSITORY, "fwbook-source"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e",
+                        "fwbook-source"], check=True)
+    os.chdir("fwbook-source")  # the chapter reads results/ and _toc.yml from here
+    sys.path.insert(0, os.path.abspath("src"))  # the editable install needs no restart
+
 # %% tags=["parameters"]
 profile = "quick"  # "smoke" (seconds), "quick" (minutes on 2 CPU cores) or "paper" (reads results/attention)
 seed = 0  # initialisation and data-order seed of the model trained here
 device = "auto"  # "auto", "cpu" or "cuda"
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -96,7 +113,7 @@ print(f"profile={profile!r}, seed={seed}, device={device!r}, torch {torch.__vers
 #
 # Random queries, keys and values in float32, λ = 0.95:
 
-# %%
+# %% tags=["hide-input"]
 generator = torch.Generator().manual_seed(seed)
 q, k, v = (torch.randn(8, 11, 20, generator=generator) for _ in range(3))
 reference = linear_attention.linear_attention_masked(q, k, v, 0.95)
@@ -122,14 +139,13 @@ check.style.format("{:.2e}")
 # test sequences, step its core with the **explicit** B × H × H matrix $A(t)$ of Eq. 1,
 # and record at every step the preliminary vector $h_0(t+1)$ and the read
 # $A(t)\,h_0(t+1)$. Independently, `linear_attention_masked` computes (LA) with
-# $q_t = h_0(t+1)$, $k_t = h(t)$, $v_t = \eta\,h(t)$. The weights of (LA) are compared with the
-# ones `model.trace` records from the model's own efficient form.
+# $q_t = h_0(t+1)$, $k_t = h(t)$, $v_t = \eta\,h(t)$. The weights of (LA) are compared in {numref}`fig-equivalence` with the ones `model.trace` records from the model's own efficient form.
 #
 # In the `paper` profile the model is the committed K = 4 model of the previous chapter;
 # otherwise it is trained here with the same recipe at this profile's budget. The identity
 # holds for any weights; a trained model only makes the picture more telling.
 
-# %%
+# %% tags=["hide-input"]
 if profile == "paper":
     record, model = attention.load_run("fast_weights_K4", "paper", seed)
     source = "the committed paper-profile model from `results/attention/`"
@@ -151,7 +167,7 @@ display(Markdown(
     f"between the weights of `model.trace` and those of linear attention, "
     f"**{weight_error:.1e}**."))
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The same weights twice: linear attention (LA) with $q_t = h_0(t+1)$, $k_t = h(t)$, $v_t = \\eta\\, h(t)$, and the Eq. 4 weights the model records, on one sequence.", "name": "fig-equivalence"}, "image": {"alt": "Heatmaps side by side of the attention weights computed as linear attention and as recorded by the model's Eq. 4 form for one sequence."}}
 figure = linear_attention.plot_equivalence(result, index=0, labels=decode(tokens[0]))
 plt.show()
 
@@ -173,12 +189,12 @@ plt.show()
 # be filled in advance: the recurrence is sequential, like any RNN. The nonlinearity and the
 # normalisation also rule out the associative-scan trick of linear recurrences.
 #
-# The measurement below makes it concrete. It runs a model twice, once as it is and once with
+# The measurement in {numref}`fig-key-dependence` makes it concrete. It runs a model twice, once as it is and once with
 # the memory read switched off (η = 0, every other weight unchanged), and shows how far the
 # keys $h(t)$ move. In a linear transformer they would not move at all. Two models: the one
 # above, and the same architecture freshly initialised (what training starts from).
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "How far the keys $h(t)$ move when the memory read is switched off ($\\eta = 0$), for a freshly initialised and a trained model; in a linear transformer they would not move.", "name": "fig-key-dependence"}, "image": {"alt": "Bar chart on a logarithmic scale: for each key h(t), the mean distance between the state computed with and without the memory read, one bar for the freshly initialised model and one for the trained model."}}
 torch.manual_seed(seed)
 untrained = build_model(record["config"]["model"]).eval()
 shifts = {"freshly initialised": linear_attention.key_dependence(untrained, tokens),
@@ -186,7 +202,7 @@ shifts = {"freshly initialised": linear_attention.key_dependence(untrained, toke
 figure = linear_attention.plot_key_dependence(shifts)
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 fresh, trained = shifts["freshly initialised"], shifts["the model above"]
 display(Markdown(
     f"The first key, $h(1)$, never moves: the memory is empty at the first step. In the freshly "
@@ -196,7 +212,7 @@ display(Markdown(
     f"keys 2 to {len(trained) - 1} move by at most {float(trained[1:-1].max()):.1e}, and the last "
     f"state, the one that reads the query, by {float(trained[-1]):.2f}."))
 
-# %%
+# %% tags=["hide-input"]
 quiet_reads = float(trained[1:-1].max()) < 0.01 * float(fresh[1:-1].min())
 display(Markdown(
     "The trained model has learned something the architecture does not force: while the pairs "
@@ -221,7 +237,7 @@ display(Markdown(
 # The chunked form here is a readable reference in plain PyTorch, not an optimised kernel; its
 # time is shown for completeness only.
 
-# %%
+# %% tags=["hide-input"]
 timings = {steps: linear_attention.time_forms(batch=128, steps=steps, dim=20,
                                               repeats=5 if profile == "smoke" else 20)
            for steps in (11, 64)}
@@ -230,7 +246,7 @@ timing_table["recurrent / masked"] = timing_table["recurrent"] / timing_table["m
 timing_table.style.format({"masked": "{:.2e} s", "recurrent": "{:.2e} s",
                            "chunked": "{:.2e} s", "recurrent / masked": "{:.1f}×"})
 
-# %%
+# %% tags=["hide-input"]
 ratio = {steps: timings[steps]["recurrent"] / timings[steps]["masked"] for steps in timings}
 display(Markdown(
     f"In this run the step-by-step recurrence took {ratio[11]:.1f}× the time of the masked "

@@ -27,12 +27,29 @@
 # (`fwbook.agents`). It ends with the learning curves over several seeds and a plain
 # answer to "do fast-weight agents learn faster here?".
 
+# %% tags=["remove-cell"]
+# Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
+# results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
+import os, subprocess, sys  # noqa: E401
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_BRANCH = "main"
+if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
+    if not os.path.isdir("fwbook-source"):
+        if not FWBOOK_REPOSITORY:
+            raise RuntimeError("set FWBOOK_REPOSITORY to the book's git URL, run this cell again")
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", FWBOOK_BRANCH,
+                        FWBOOK_REPOSITORY, "fwbook-source"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e",
+                        "fwbook-source"], check=True)
+    os.chdir("fwbook-source")  # the chapter reads results/ and _toc.yml from here
+    sys.path.insert(0, os.path.abspath("src"))  # the editable install needs no restart
+
 # %% tags=["parameters"]
 profile = "quick"  # "smoke" (seconds), "quick" (a few minutes) or "paper" (reads results/catch)
 seed = 0  # first seed of smoke/quick runs; the paper records use their own fixed seeds
 device = "auto"  # "auto", "cpu" or "cuda"
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -55,14 +72,14 @@ print(f"profile={profile!r}, seed={seed}, device={run_device}, torch {torch.__ve
 # `size − 1` steps, which lets `fwbook.catch.VectorCatch` play a whole batch of games in
 # lockstep as one tensor.
 #
-# The agent sees the ball only in the first `visible_steps` frames. The figure shows an episode
+# The agent sees the ball only in the first `visible_steps` frames. {numref}`fig-catch-episode` shows an episode
 # of this profile's game: the top row is what the agent observes, the bottom row the true state.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "One episode of partially observable Catch: what the agent observes (top) and the true state (bottom).", "name": "fig-catch-episode"}, "image": {"alt": "Two rows of frames of a small Catch game, one column per time step: top, what the agent sees, where the falling ball shows only in the first frames and the paddle sits in the bottom row; bottom, the true state, where the ball keeps falling towards the paddle."}}
 fig = catch.plot_episode(game["size"], game["visible_steps"], ball_column=1)
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 far = catch.columns_out_of_reach(game["size"], game["visible_steps"])
 reach = (f"For {len(far)} of the {game['size']} start columns ({', '.join(map(str, far))}) the "
          f"ball is further away than that: the agent must keep walking towards a target it can "
@@ -98,7 +115,7 @@ display(Markdown(
 # with the advantage G_t − V(h_t) held constant in the first term and gradients flowing back
 # through the whole episode. The configuration of this profile:
 
-# %%
+# %% tags=["hide-input"]
 config = agents.profile_config(profile, "fast_weights")
 pd.Series({k: v for k, v in config.to_dict().items() if k != "core"}, name=profile).to_frame()
 
@@ -110,7 +127,7 @@ pd.Series({k: v for k, v in config.to_dict().items() if k != "core"}, name=profi
 # records in `results/catch/`, made by `python -m fwbook.agents paper --out results/catch
 # --workers 2`, and checks that each was made with exactly the configuration above.
 
-# %%
+# %% tags=["hide-input"]
 if profile == "paper":
     records = agents.load_records(agents.RESULTS_DIR, "paper")
     commits = sorted({r["commit"][:7] for r in records})
@@ -143,11 +160,11 @@ display(Markdown(
 # %% [markdown]
 # ## Learning curves
 #
-# The training catch rate (the fraction of the last batches' episodes that ended in a catch,
+# {numref}`fig-catch-learning` shows the training catch rate (the fraction of the last batches' episodes that ended in a catch,
 # with actions sampled from the policy) against the number of episodes played. Lines are the
 # mean over seeds, bands the range from the worst to the best seed.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training catch rate against episodes played: lines the mean over seeds, bands from the worst to the best seed.", "name": "fig-catch-learning"}, "image": {"alt": "Line chart of catch rate against episodes played, one line per agent with a shaded band from the worst to the best seed."}}
 ax = agents.plot_learning_curves(records)
 plt.show()
 
@@ -159,7 +176,7 @@ plt.show()
 # policy on fresh games, the lowest smoothed training catch rate of any seed after it had
 # first reached 95% (how steady learning stays), and the wall time per run.
 
-# %%
+# %% tags=["hide-input"]
 rows = agents.summarize(records, threshold=0.8, stable=0.95)
 threshold = f"{rows[0]['threshold']:.0%}"
 table = pd.DataFrame({
@@ -183,7 +200,7 @@ table
 # %% [markdown]
 # ## Do fast-weight agents learn faster here?
 
-# %%
+# %% tags=["hide-input"]
 verdict = agents.learning_speed_verdict(rows)
 scale = ("These are the committed paper-profile runs."
          if profile == "paper" else
@@ -237,7 +254,7 @@ display(Markdown(f"**{verdict}** {scale}\n\n{cost}"))
 #   setup is much smaller than the paper's, so agreement or disagreement with
 #   {cite}`ba2016fastweights` is evidence about this small setting only.
 
-# %%
+# %% tags=["hide-input"]
 best_final = max(rows, key=lambda r: r["final_mean"])
 display(Markdown(
     f"In one line, for the {profile!r} profile ({len(seeds)} seeds per core): "

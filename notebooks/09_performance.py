@@ -27,12 +27,29 @@
 # Every profile shows the committed measurements; with `smoke`, a suite not committed yet is
 # measured at tiny sizes (seconds), only to check that the code runs.
 
+# %% tags=["remove-cell"]
+# Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
+# results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
+import os, subprocess, sys  # noqa: E401
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_BRANCH = "main"
+if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
+    if not os.path.isdir("fwbook-source"):
+        if not FWBOOK_REPOSITORY:
+            raise RuntimeError("set FWBOOK_REPOSITORY to the book's git URL, run this cell again")
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", FWBOOK_BRANCH,
+                        FWBOOK_REPOSITORY, "fwbook-source"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e",
+                        "fwbook-source"], check=True)
+    os.chdir("fwbook-source")  # the chapter reads results/ and _toc.yml from here
+    sys.path.insert(0, os.path.abspath("src"))  # the editable install needs no restart
+
 # %% tags=["parameters"]
 profile = "quick"
 seed = 0
 device = "auto"
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
 from fwbook import bench
@@ -71,8 +88,10 @@ for suite, document in documents.items():
 # the smoke book use the eager one. Each record says which step it ran
 # (`record["training_step"]`), with the compile time. On CUDA "auto" stays eager until the
 # CUDA-graph step has been checked on a GPU.
+#
+# {numref}`fig-speedup` shows the measured speed-ups.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training sequences per second of the three Eq. 4 training paths (the frozen eager reference, the eager step, the compiled step), each bar labelled with its speed-up over the reference.", "name": "fig-speedup"}, "image": {"alt": "Grouped bar chart of training sequences per second at each measured hidden size R for the reference, the eager step and the compiled step, each bar labelled with its speed-up over the reference."}}
 speedup = documents["speedup"]
 if speedup is not None:
     for line in bench.speedup_summary(speedup):
@@ -87,7 +106,7 @@ if speedup is not None:
 # takes a few seconds, so in a sweep only the first run of each shape pays in full. In
 # updates of the eager step, a cold compile costs:
 
-# %%
+# %% tags=["hide-input"]
 if speedup is not None:
     for hidden in sorted({r["hidden"] for r in speedup["rows"]}):
         rows = {r["path"]: r for r in speedup["rows"] if r["hidden"] == hidden}
@@ -103,7 +122,7 @@ if speedup is not None:
 #
 # Training throughput, forward + backward + Adam, batch 128, all in one run:
 
-# %%
+# %% tags=["hide-input"]
 throughput = documents["throughput"]
 if throughput is not None:
     print(bench.format_table(throughput["rows"]))
@@ -113,10 +132,10 @@ if throughput is not None:
 #
 # The explicit form carries $A(t)$, $B \cdot H^2$ numbers per step; Eq. 4 carries the past
 # hidden states, $B \cdot t \cdot H$ at step $t$. Counting numbers alone, Eq. 4 should win
-# while $T < H$ and lose beyond; the measurement below shows whether and where the crossover
+# while $T < H$ and lose beyond; the measurement below ({numref}`fig-memory-cost`) shows whether and where the crossover
 # really comes (longer sequences come from more key-value pairs, $T = 2K + 3$).
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Throughput of the explicit form and of Eq. 4 against the hidden size $H$, one panel per sequence length $T$ (log-log).", "name": "fig-memory-cost"}, "image": {"alt": "Log-log line charts, one panel per sequence length T: training sequences per second against the number of hidden units H, one line for the explicit A(t) form and one for Eq. 4."}}
 cost = documents["cost"]
 if cost is not None:
     for length in sorted({r["seq_len"] for r in cost["rows"]}):
@@ -138,8 +157,10 @@ if cost is not None:
 # own initialisation, data order, clipping and record, tested equal to single runs). The
 # sweep does not use batching: it gains less than compiling the step does, and it has no
 # checkpoints.
+#
+# {numref}`fig-sweep` compares the two.
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Sweep throughput for each Table 1 cell: models of 40,000 updates trained per hour, one seed after another and with three seeds batched.", "name": "fig-sweep"}, "image": {"alt": "Grouped bar chart with one pair of bars per Table 1 cell (IRNN, LSTM, A-LSTM and fast weights at R = 20, 50 and 100): models trained per hour one by one and with three seeds batched."}}
 sweep = documents["sweep"]
 if sweep is not None:
     grid = bench.grid_hours(sweep["rows"])
@@ -162,7 +183,7 @@ if sweep is not None:
 # runs shared the two cores with two or three other processes, so the figure is an upper
 # bound for a machine that does nothing else.
 
-# %%
+# %% tags=["hide-input"]
 from fwbook import results
 from fwbook.records import REPO_ROOT
 
@@ -183,9 +204,9 @@ else:
 # ## Time to accuracy
 #
 # Fast weights with $R = 20$ from scratch (Adam, learning rate $10^{-3}$, batch 128) until
-# the validation error falls to 5% and to 2%:
+# the validation error falls to 5% and to 2% ({numref}`fig-time-to-accuracy`):
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Time to accuracy: validation error of fast weights at $R = 20$ against wall time from scratch; dashed, the 5% and 2% marks; dotted, when they are reached.", "name": "fig-time-to-accuracy"}, "image": {"alt": "Line chart with a logarithmic error axis: validation error in percent of fast weights with 20 hidden units against wall-clock seconds from scratch, with dashed horizontal lines at 5% and 2% and dotted vertical lines where the curve reaches them."}}
 tta = documents["tta"]
 if tta is not None:
     for result in tta["rows"]:
@@ -206,7 +227,7 @@ if tta is not None:
 #
 # From the measurements above:
 
-# %%
+# %% tags=["hide-input"]
 if cost is not None:
     ratios = {(r["seq_len"], r["hidden"]): None for r in cost["rows"]}
     for key in ratios:

@@ -181,6 +181,48 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
 function load(frame, url) {
   return new Promise(resolve => { frame.onload = () => resolve(); frame.src = url; });
 }
+function describe(el) {
+  const classes = typeof el.className === "string" ? el.className.trim().split(/\s+/)
+    .slice(0, 2).join(".") : "";
+  return `${el.tagName.toLowerCase()}${classes ? "." + classes : ""} "` +
+    (el.textContent || "").trim().replace(/\s+/g, " ").slice(0, 60) + '"';
+}
+// what a reader sees in the content column at this width: images and their alt text,
+// figures and their captions, and anything wider than the column (overflowing it, or
+// scrolling sideways inside it)
+function layout(doc, win) {
+  const article = doc.querySelector("article.bd-article") || doc.querySelector("main");
+  const column = article.getBoundingClientRect();
+  const visible = el => el.getClientRects().length > 0 &&
+    win.getComputedStyle(el).visibility !== "hidden";
+  const images = [...article.querySelectorAll("img")].filter(visible);
+  const pathLike = alt => /^\s*$/.test(alt) || /[\\/]/.test(alt) ||
+    /\.(png|jpe?g|svg|gif|webp)\s*$/i.test(alt) || /^[0-9a-f]{16,}$/i.test(alt.trim());
+  // what a reader sees after opening every collapsed cell must fit too
+  article.querySelectorAll("details").forEach(details => { details.open = true; });
+  const wide = [];
+  for (const el of article.querySelectorAll("*")) {
+    if (!visible(el)) continue;
+    const rect = el.getBoundingClientRect();
+    const overflowX = win.getComputedStyle(el).overflowX;
+    const scrolls = (overflowX === "auto" || overflowX === "scroll") &&
+      el.scrollWidth > el.clientWidth + 1;
+    if (rect.right > column.right + 1 || rect.left < column.left - 1 || scrolls) {
+      wide.push(describe(el) + ` ${Math.round(scrolls ? el.scrollWidth : rect.width)}px`);
+    }
+  }
+  return {
+    column_width: Math.round(column.width),
+    bad_alt: images.filter(img => pathLike(img.getAttribute("alt") || ""))
+      .map(img => `${img.getAttribute("src")} alt=${JSON.stringify(img.getAttribute("alt"))}`),
+    uncaptioned: images.filter(img => {
+      const figure = img.closest("figure");
+      return !figure || !figure.querySelector("figcaption");
+    }).map(img => img.getAttribute("src")),
+    too_wide: wide.slice(0, 12),
+    too_wide_count: wide.length,
+  };
+}
 async function check(url) {
   const frame = document.createElement("iframe");
   frame.style.width = "1280px"; frame.style.height = "3000px";
@@ -213,6 +255,7 @@ async function check(url) {
                                complete: img.complete})),
     sidebar: [...doc.querySelectorAll(".bd-sidebar-primary a")].map(a => a.href),
     text_length: text.length,
+    ...layout(doc, win),
   };
   frame.remove();
   return result;
@@ -316,6 +359,20 @@ def test_page_in_browser(browser_report, entry):
     assert not missing, f"{entry}: sidebar does not list {missing}"
 
 
+@pytest.mark.parametrize("entry", TOC_ENTRIES)
+def test_page_reads_like_a_paper_at_1280px(browser_report, entry):
+    """Every image has descriptive alt text and a caption; nothing is wider than the column."""
+    page = browser_report["pages"][entry]
+    assert "error" not in page, page.get("error")
+    assert page["column_width"] > 500, f"{entry}: content column {page['column_width']} px"
+    assert not page["bad_alt"], f"{entry}: images with empty or path-like alt text: " + \
+        "; ".join(page["bad_alt"])
+    assert not page["uncaptioned"], f"{entry}: figures without a caption: {page['uncaptioned']}"
+    assert not page["too_wide_count"], (
+        f"{entry}: {page['too_wide_count']} elements wider than the {page['column_width']} px "
+        f"content column at 1280 px, e.g.\n" + "\n".join(page["too_wide"]))
+
+
 def test_browser_requests_all_succeeded(browser_report):
     assert not browser_report["failures"], (
         "the pages requested files that the build does not have: "
@@ -377,6 +434,89 @@ def test_a_chapter_whose_cell_times_out_is_executed_again(monkeypatch, tmp_path,
     with pytest.raises(book.BookBuildError, match="01_physiological_motivation could not be "
                                                   "executed: TimeoutError"):
         book.execute_chapter("01_physiological_motivation", "smoke", 0, "cpu", root=tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# publishing: what the HTML ships (the same smoke build, no second execution)
+
+
+def _figure_names(chapter: str) -> list[str]:
+    import jupytext
+
+    notebook = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")
+    return [cell.metadata["mystnb"]["figure"]["name"] for cell in notebook.cells
+            if "figure" in cell.metadata.get("mystnb", {})]
+
+
+@pytest.mark.parametrize("chapter", book.toc_chapters(ROOT))
+def test_every_figure_is_named_captioned_and_referred_to(built_book, chapter):
+    import jupytext
+
+    source = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")
+    for cell in source.cells:
+        figure = cell.metadata.get("mystnb", {})
+        if "figure" in figure:
+            assert len(figure["figure"]["caption"]) > 30, figure
+            assert len(figure["image"]["alt"]) > 40, figure
+            assert "hide-input" in cell.metadata.get("tags", []), figure["figure"]["name"]
+    page = (built_book.html_dir / "notebooks" / f"{chapter}.html").read_text(encoding="utf-8")
+    names = _figure_names(chapter)
+    assert names, f"{chapter} names no figure"
+    for name in names:
+        assert re.search(rf'<figure[^>]*\bid="{name}"', page), f"{chapter}: no figure {name}"
+        assert re.search(rf'href="#{name}"[^>]*>\s*<span class="std std-numref">Fig\. \d',
+                         page), f"{chapter}: the prose never refers to {name} with {{numref}}"
+
+
+def test_no_invisible_widget_state_is_shipped(built_book):
+    for page in built_book.html_dir.rglob("*.html"):
+        assert "widget-state+json" not in page.read_text(encoding="utf-8"), page.name
+
+
+def test_download_button_follows_the_config(built_book):
+    import yaml
+
+    wanted = yaml.safe_load((ROOT / "_config.yml").read_text())["html"]["use_download_button"]
+    page = (built_book.html_dir / "notebooks" / "01_physiological_motivation.html").read_text(
+        encoding="utf-8")
+    assert ("download-source-button" in page) is bool(wanted)
+
+
+def test_landing_page_cites_from_the_cff(built_book):
+    from fwbook.citation import bibtex_from_cff
+
+    page = (built_book.html_dir / "book" / "intro.html").read_text(encoding="utf-8")
+    assert 'id="how-to-cite-this-book"' in page
+    import html as html_module
+
+    text = html_module.unescape(re.sub(r"<[^>]+>", "", page))
+    assert bibtex_from_cff(ROOT / "CITATION.cff").strip() in text
+    assert "CC BY 4.0" in text
+
+
+def test_buttons_follow_the_repository(built_book, tmp_path, monkeypatch):
+    """Rendered where the repository is known (GitHub Actions), the buttons point at files
+    that exist: Binder at the source branch (its postBuild writes the .ipynb), Colab at the
+    published notebooks branch, edit at the .py source; with no repository, no buttons."""
+    from fwbook import book_config
+
+    default = (built_book.html_dir / "notebooks" / "02_fast_weights_equation.html").read_text(
+        encoding="utf-8")
+    if book_config.find_repository(ROOT) is None:
+        assert "mybinder.org" not in default and "source-edit-button" not in default
+    for key, value in {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "someone/fwbook",
+                       "GITHUB_SERVER_URL": "https://github.com",
+                       "GITHUB_REF_NAME": "main"}.items():
+        monkeypatch.setenv(key, value)
+    html_dir = book.render(ROOT, tmp_path / "_build", quiet=True)
+    page = (html_dir / "notebooks" / "02_fast_weights_equation.html").read_text(encoding="utf-8")
+    chapter = "notebooks/02_fast_weights_equation"
+    assert f'href="https://github.com/someone/fwbook/edit/main/{chapter}.py"' in page
+    assert (f'href="https://colab.research.google.com/github/someone/fwbook/blob/notebooks/'
+            f'{chapter}.ipynb"') in page
+    assert f'href="https://mybinder.org/v2/gh/someone/fwbook/main?urlpath=lab/tree/{chapter}.ipynb"' in page
+    assert 'href="https://github.com/someone/fwbook"' in page
+    assert "executablebooks/jupyter-book" not in page
 
 
 # --------------------------------------------------------------------------------------------

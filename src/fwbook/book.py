@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from fwbook import book_config
+
 PROFILES = ("smoke", "quick", "paper")
 ROOT = Path(__file__).resolve().parents[2]  # the repository root is the book root
 CHAPTER_PATTERN = re.compile(r"^notebooks/(\d\d_[A-Za-z0-9_]+)$")
@@ -225,7 +227,9 @@ def render(root: Path | str = ROOT, output_dir: Path | str = "_build", quiet: bo
     command = [sys.executable, "-c",
                "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
                "build", str(root), "--builder", "html",
-               "--path-output", str(output_dir.parent), "-W"]
+               "--path-output", str(output_dir.parent), "-W",
+               # _config.yml plus the repository found in the environment (fwbook.book_config)
+               "--config", str(book_config.write_config(root, output_dir))]
     environment = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
     result = subprocess.run(command, cwd=root, capture_output=True, text=True,
                             env=environment)

@@ -213,9 +213,15 @@ def record_links(paths: list[str], values: list[Optional[float]],
                  link_base: Optional[str] = "") -> str:
     """``[name](link_base + path) 1.23, ...``: the records behind a cell with their test error
     (%); "diverged" where a run has none. ``link_base=None`` (or an absolute path) prints the
-    path as code instead of a link."""
-    return ", ".join((f"[{Path(p).stem}]({link_base}{p})"
-                      if link_base is not None and not Path(p).is_absolute() else f"`{p}`")
+    path as code instead of a link, and so does a remote ``link_base`` (``https://...``) for a
+    path outside the committed ``results/``, which the repository does not have."""
+    def linkable(path: str) -> bool:
+        if link_base is None or Path(path).is_absolute():
+            return False
+        return not link_base.startswith(("http://", "https://")) or \
+            Path(path).parts[0] == "results"
+
+    return ", ".join((f"[{Path(p).stem}]({link_base}{p})" if linkable(p) else f"`{p}`")
                      + (f" {v:.2f}" if v is not None else " diverged")
                      for p, v in zip(paths, values))
 
