@@ -252,7 +252,7 @@ display(Markdown(results.ranking_markdown(records, hidden=20)))
 #
 # The settings, as the code defines them:
 
-# %%
+# %% tags=["hide-input"]
 from fwbook import fair
 
 protocol = fair.protocol_description("paper")
@@ -274,7 +274,7 @@ print(f"seeds at the chosen rate: {', '.join(map(str, protocol['seeds']))} "
 # budget, the section above) and the paper's number. "Best update / stop" is, for each seed,
 # the update whose parameters were kept and the update where the run stopped.
 
-# %%
+# %% tags=["hide-input"]
 fair_cells = fair.fair_cells()
 today = fair.today_cells(results.table1_rows(results.load_table1(results.TABLE1_DIR, "paper")))
 display(Markdown(fair.comparison_markdown(fair_cells, today)))
@@ -283,15 +283,15 @@ display(Markdown(fair.comparison_markdown(fair_cells, today)))
 # The learning-rate selection, from the seed-0 records: each rate's lowest validation error,
 # the update where it was reached and where the run stopped.
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(fair.selection_markdown(fair_cells)))
 
 # %% [markdown]
-# The validation curves of every finished run (solid: the seed-0 selection runs, one per
-# learning rate; dotted: the other seeds at the chosen rate; a dot marks the point each run
-# kept):
+# {numref}`fig-fair-curves` shows the validation curves of every finished run (solid: the
+# seed-0 selection runs, one per learning rate; dotted: the other seeds at the chosen rate; a
+# dot marks the point each run kept).
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Table 1 under the fair-controls protocol: validation error against updates of every finished run, one panel per model and R; colour is the learning rate, a dot the kept point.", "name": "fig-fair-curves"}, "image": {"alt": "Grid of line charts, one row per model and one column per number of hidden units, each showing validation error in percent on a symmetric-log axis against parameter updates for the runs finished so far, one colour per learning rate; panels without runs say not run yet."}}
 figure = fair.validation_curves_figure(fair_cells)
 plt.show()
 
@@ -301,7 +301,7 @@ plt.show()
 # Recomputed from the protocol's records (a cell counts once it has three seeds; until then
 # the verdict says which cells are missing):
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(fair.verdict_markdown(fair_cells, today)))
 
 # %% [markdown]
@@ -314,7 +314,7 @@ display(Markdown(fair.verdict_markdown(fair_cells, today)))
 # the embedding in front: the first evaluated update at which validation error fell below
 # 50%, and the validation error after 5,000 and 10,000 updates.
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(fair.finding_markdown(fair.finding_rows())))
 
 # %% [markdown]
@@ -324,7 +324,7 @@ display(Markdown(fair.finding_markdown(fair.finding_rows())))
 # shared 2-core CPU, at the lowest scheduling priority), and what the runs still missing
 # would take at each model's median time per run so far:
 
-# %%
+# %% tags=["hide-input"]
 plan = fair.projection()
 for model, entry in plan["by_model"].items():
     minutes = (f"{entry['median_minutes']:.1f} min per run (median)"
