@@ -14,9 +14,10 @@ from pathlib import Path
 from .arguments import non_negative_int, positive_int
 from .records import REPO_ROOT
 
-GRIDS = ("table1", "ablations")
+GRIDS = ("table1", "ablations", "fair")
 BACKENDS = ("local", "ray")
-DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations"}
+DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations",
+                       "fair": "results/fair"}
 
 
 def add_parser(subparsers, parser_class) -> None:
@@ -29,7 +30,8 @@ def add_parser(subparsers, parser_class) -> None:
                     "half-done run, from its checkpoint) resumes where it stopped. One JSON "
                     "record per run under DIRECTORY.")
     parser.add_argument("grid", choices=GRIDS, help="table1: IRNN, LSTM, A-LSTM, fast weights "
-                        "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid")
+                        "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid; fair: Table 1 "
+                        "under the fair-controls protocol (fwbook.fair; one run at a time)")
     parser.add_argument("--profile", choices=PROFILES, default="paper",
                         help="budget of every run (default: %(default)s)")
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2],
@@ -117,6 +119,8 @@ def run(args, parser) -> int:
     if args.no_train and args.readme is not None and not directory.is_dir():
         parser.error(f"--directory {directory} does not exist: no records to build the table "
                      f"from, so {args.readme} is left as it is")
+    if args.grid == "fair":
+        return run_fair_grid(args, parser)
     try:
         configs = grid_configs(args.grid, args.profile, tuple(args.seeds))
     except ValueError as error:
@@ -206,3 +210,65 @@ def _backend(args, parser):
             parser.error(str(error))
 
     return sweep_on_ray
+
+
+def run_fair_grid(args, parser) -> int:
+    """``sweep fair``: the protocol of :mod:`fwbook.fair`, one run at a time in its order."""
+    from .fair import fair_plan, run_fair
+    from .sweep import (SweepConfigMismatch, checkpoint_progress, default_checkpoint_dir,
+                        existing_record, git_commit_record)
+
+    directory = args.directory or REPO_ROOT / DEFAULT_DIRECTORIES["fair"]
+    seeds = tuple(args.seeds)
+    try:
+        plan, waiting = fair_plan(directory, args.profile, seeds=seeds)
+    except SweepConfigMismatch as error:
+        parser.error(str(error))
+    for option in ("only", "skip"):
+        names = getattr(args, option) or []
+        unknown = [name for name in names if name not in plan]
+        if unknown:
+            parser.error(f"--{option}: not in the fair plan (yet): {', '.join(unknown)}")
+    if args.status:
+        checkpoints = default_checkpoint_dir(directory)
+        done = 0
+        lines = []
+        for name, config in plan.items():
+            try:
+                record = existing_record(directory, name, config)
+            except SweepConfigMismatch as error:
+                parser.error(str(error))
+            if record is not None:
+                done += 1
+                lines.append(f"  done  {name}")
+                continue
+            step = checkpoint_progress(checkpoints, name, config)
+            lines.append(f"  todo  {name}" + (f"  (checkpoint at update {step:,} of "
+                                               f"{config.steps:,})" if step else ""))
+        print(f"fair ({args.profile}): {done} of {len(plan)} planned runs done in {directory}")
+        print("\n".join(lines))
+        for cell in waiting:
+            print(f"  later {cell}: its other seeds, once its learning rates have finished")
+        return 0
+    if args.no_train:
+        return 0
+    if args.workers not in (None, 1):
+        print("fwbook sweep fair: trains one run at a time (its plan depends on finished "
+              "runs); --workers is ignored")
+
+    def commit(name, record, path):
+        if args.commit:
+            error = record.get("test_error")
+            shown = f"{100 * error:.2f}%" if error is not None else record.get("status")
+            git_commit_record(path, f"results/fair: {name} ({args.profile}), test error {shown}")
+
+    result = run_fair(directory, args.profile, seeds=seeds,
+                      only=set(args.only) if args.only else None,
+                      skip=set(args.skip) if args.skip else None, limit=args.limit,
+                      quiet=args.quiet, step=args.step, on_record=commit)
+    if result["failed"]:
+        lines = "; ".join(f"{name}: {message}" for name, message in result["failed"].items())
+        print(f"fwbook sweep: {len(result['failed'])} runs failed ({lines}); run the sweep "
+              f"again to retry")
+        return 1
+    return 0

@@ -31,6 +31,10 @@ LR_SCHEDULES = ("constant", "cosine")
 MAX_SEED = 2**32 - 1  # seeds are offset (data: seed * 1000 + split) and must stay in 64 bits
 # Cross-entropy over 37 classes starts near ln 37 = 3.6; a loss above this means the run blew up.
 DIVERGED_LOSS = 1e3
+# Fields added to TrainConfig after records were committed, with the default that reproduces
+# the runs of those records; at that default a field is left out of ``to_dict()`` (and so of
+# ``config_hash``), so existing records keep their hashes (tests/test_records_hash.py).
+LATER_TRAIN_FIELDS = {"patience": 0, "min_steps": 0}
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,12 @@ class TrainConfig:
     # always use the compiled step (fwbook.speed), tested equal to the plain one; False leaves
     # the choice to train(step="auto"), which compiles long CPU runs (kept for old records)
     fast_path: bool = False
+    # Early stopping on validation error: stop once `patience` updates have passed without a
+    # new lowest validation error (never before `min_steps`), then restore the parameters of
+    # that lowest point before the test set is read. 0: train for exactly `steps` updates and
+    # keep the last parameters (every record before the fair protocol). `steps` is the cap.
+    patience: int = 0
+    min_steps: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -64,7 +74,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("seed", "data_seed", "checkpoint_every"):
+        for name in ("seed", "data_seed", "checkpoint_every", "patience", "min_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -85,9 +95,19 @@ class TrainConfig:
             raise ValueError(f"clip_norm must be > 0 or None (no clipping), got {self.clip_norm!r}")
         if not 1 <= self.num_pairs <= 26:
             raise ValueError(f"num_pairs (K) must be from 1 to 26, got {self.num_pairs!r}")
+        if self.patience and self.patience % self.eval_every:
+            raise ValueError(f"patience ({self.patience}) must be a multiple of eval_every "
+                             f"({self.eval_every}): validation error is measured only there")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All fields (the model's through ``ModelConfig.to_dict``), except those of
+        :data:`LATER_TRAIN_FIELDS` still at their default: the dict ``config_hash`` hashes."""
+        payload = asdict(self)
+        payload["model"] = self.model.to_dict()
+        for name, default in LATER_TRAIN_FIELDS.items():
+            if payload[name] == default:
+                del payload[name]
+        return payload
 
     @classmethod
     def from_dict(cls, payload: dict) -> "TrainConfig":
@@ -179,11 +199,11 @@ def _learning_rate(config: TrainConfig, step: int) -> float:
 
 def _checkpoint_payload(step, model, optimizer, order_generator, permutation, position,
                         curves, last_finite, config, elapsed_s, interval_losses, norm_sum,
-                        interval, training_step) -> dict:
+                        interval, training_step, best=None) -> dict:
     losses = (torch.stack(interval_losses).cpu() if interval_losses
               else torch.zeros(0))  # (interval,) losses since the last validation pass
     return {"format": "fwbook-checkpoint-1", "config": config.to_dict(), "step": step,
-            "elapsed_s": elapsed_s,
+            "elapsed_s": elapsed_s, "best": best,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "order_generator": order_generator.get_state(), "permutation": permutation,
             "position": position, "curves": curves, "last_finite": last_finite,
@@ -347,6 +367,9 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
     norm_sum = torch.zeros((), device=torch_device)
     interval = 0
     done = 0
+    # early stopping: the lowest validation error so far, its update and its parameters
+    best: Optional[dict] = None
+    stop_reason = "cap"  # why the loop ended: "cap" (config.steps) or "patience"
     checkpoint_path = Path(checkpoint) if checkpoint else None
     state = None
     if checkpoint_path is not None and checkpoint_path.exists():
@@ -360,6 +383,7 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
             interval_losses = [loss.to(torch_device) for loss in state["interval_losses"]]
             norm_sum = state["norm_sum"].to(torch_device)
             interval = state["interval"]
+        best = state.get("best")
         started -= state.get("elapsed_s", 0.0)  # wall time counts the interrupted part too
     checkpoint_every = config.checkpoint_every or config.eval_every
     saved_step = done if state is not None else None
@@ -380,7 +404,7 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
             save_checkpoint(checkpoint_path, _checkpoint_payload(
                 at_step, model, optimizer, order_generator, permutation, position, curves,
                 last_finite, config, time.perf_counter() - started, interval_losses, norm_sum,
-                interval, training_step))
+                interval, training_step, best))
         except OSError as error:
             kept = (f"the checkpoint of update {saved_step:,} is kept" if saved_step
                     else "there is no earlier checkpoint")
@@ -438,11 +462,22 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
                     interval = 0
                     if progress is not None:
                         progress.set_postfix(loss=f"{mean_loss:.3f}", val_err=f"{val_error:.2%}")
+                    stopping = False
+                    if config.patience:
+                        if best is None or val_error < best["val_error"]:
+                            best = {"step": done, "val_error": val_error, "val_loss": val_loss,
+                                    "state": {key: value.detach().clone().cpu() for key, value
+                                              in model.state_dict().items()}}
+                        stopping = (done >= config.min_steps and done < config.steps
+                                    and done - best["step"] >= config.patience)
                     if checkpoint_path is not None and (done % checkpoint_every == 0) \
-                            and done < config.steps:
+                            and done < config.steps and not stopping:
                         save(done)
                     if stop_after is not None and done >= stop_after:
                         return None
+                    if stopping:
+                        stop_reason = "patience"
+                        break
                 if progress is not None:
                     progress.update(1)
     except TrainingDiverged as diverged:
@@ -451,7 +486,11 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         if progress is not None:
             progress.close()
 
+    if best is not None and status == "completed":
+        # early stopping keeps the parameters of the lowest validation error
+        model.load_state_dict(best["state"])
     if status == "completed":
+        # the only place the test set is read: once, after training has stopped
         test_error, test_loss = classification_error(model, data.test.to(torch_device))
     else:
         test_error, test_loss = None, None
@@ -473,6 +512,9 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         "test_loss": test_loss,
         "final_val_error": curves["val_error"][-1] if curves["val_error"] else None,
         "steps_done": done,
+        **({"early_stopping": {"best_step": best["step"], "best_val_error": best["val_error"],
+                               "best_val_loss": best["val_loss"], "stop_reason": stop_reason}}
+           if config.patience and best is not None else {}),
         "config": config_dict,
         "config_hash": config_hash(config_dict),
         **provenance(torch_device),
