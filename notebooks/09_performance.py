@@ -18,9 +18,13 @@
 # Every figure on this page is measured by `python -m fwbook bench --suite SUITE
 # --output-dir results/bench` and read from the committed JSON there, which records the
 # commit, package versions and the hardware; each figure's title names that hardware.
-# Timings come from a shared, busy 2-core machine: each figure is the median of interleaved
-# timed blocks inside one process, so **ratios** between rows are the meaningful numbers, not
-# the absolute rates. **GPU figures are not measured yet**: no GPU was available when these
+# Timings come from a shared, busy 2-core machine. Every suite therefore times the rows it
+# compares in **interleaved** blocks (block $r$ of every row before block $r+1$ of any), so a
+# burst of load lands on all rows alike, and reports the min / median / max block; a row
+# whose spread, (max − min) / median, exceeds 30% is marked `!` as too unsteady to trust.
+# **Ratios** between rows of one run are the meaningful numbers, not the absolute rates.
+# The number of torch threads is measured, not assumed: each run times the plain step under
+# 1 and 2 threads (interleaved) and uses the faster, and says so. **GPU figures are not measured yet**: no GPU was available when these
 # were taken; the GPU code paths (CUDA graphs through `torch.compile`'s `reduce-overhead`
 # mode) exist and are tested only where a GPU is present.
 #
@@ -81,11 +85,14 @@ for suite, document in documents.items():
 # unrolled recurrence fused into a few C++ kernels on the CPU), foreach clipping and Adam.
 # Both are tested equal to the plain step (fp32, outputs and gradients within $10^{-5}$).
 #
-# **`train`'s default is `step="auto"`**: it compiles every run of at least 10,000 updates on
-# the CPU when a C++ compiler is present (fast weights, IRNN, LN-IRNN and A-LSTM; Dynamo does
-# not trace `nn.LSTM`, whose fused kernel is fast anyway) and runs shorter ones eagerly. So
-# `fwbook train`, `fwbook sweep` and the paper profile use the compiled path; the tests and
-# the smoke book use the eager one. Each record says which step it ran
+# **`train`'s default is `step="auto"`**: on the CPU, with a C++ compiler present (fast
+# weights, IRNN, LN-IRNN and A-LSTM; Dynamo does not trace `nn.LSTM`, whose fused kernel is
+# fast anyway), it times a few eager updates and compiles only when the compile time (measured
+# by an earlier compiled run on this machine, else assumed to be the worst cold compile seen,
+# 15,000 eager updates' worth) is repaid over the run (`fwbook.stepcost`). With nothing
+# measured yet that means runs of 37,500 updates or more: `fwbook train` and the paper
+# profile's 40,000-update runs use the compiled path; the tests and the smoke book the eager
+# one. Each record says which step it ran
 # (`record["training_step"]`), with the compile time. On CUDA "auto" stays eager until the
 # CUDA-graph step has been checked on a GPU.
 #
@@ -94,20 +101,81 @@ for suite, document in documents.items():
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Training sequences per second of the three Eq. 4 training paths (the frozen eager reference, the eager step, the compiled step), each bar labelled with its speed-up over the reference.", "name": "fig-speedup"}, "image": {"alt": "Grouped bar chart of training sequences per second at each measured hidden size R for the reference, the eager step and the compiled step, each bar labelled with its speed-up over the reference."}}
 speedup = documents["speedup"]
 if speedup is not None:
+    print(bench.threads_line(speedup["settings"]["threads"]))
     for line in bench.speedup_summary(speedup):
         print(line)
     bench.plot_speedup(speedup)
     plt.show()
 
 # %% [markdown]
-# Compilation is paid once per run and shape; the figures above leave it out and give it
-# apart, timed cold (inductor's caches switched off). With the caches (on disk; the
-# `TORCHINDUCTOR_CACHE_DIR` environment variable moves them), compiling a graph seen before
-# takes a few seconds, so in a sweep only the first run of each shape pays in full. In
-# updates of the eager step, a cold compile costs:
+# ### What each idea gained
+#
+# Beyond compiling, three ideas were tried on the fast-weights step (`fwbook.fused_eq4`),
+# each tested equal to the plain step (outputs, gradients and whole Adam updates, fp32,
+# within $10^{-5}$, `tests/test_fused_eq4.py`):
+#
+# - **a hand-derived backward** of the whole Eq. 4 recurrence in one custom autograd
+#   function: autograd no longer records and replays every small operation of every step;
+#   the gradient of $W$ is one $(H \times BT) \cdot (BT \times H)$ product after the loop
+#   instead of $T$ small ones; layer norm's gain and bias gradients are summed once;
+# - the same with the attention as **batched matrix products** (`bmm`) instead of
+#   element-wise products and sums, i.e. "fewer, larger kernels";
+# - the hand-derived backward **handed to `torch.compile`**.
+#
+# A fourth, training **several seeds as one batched model**, is measured by the sweep suite
+# below. Each line gives the gain over the path the idea builds on, from the same run:
 
 # %% tags=["hide-input"]
 if speedup is not None:
+    for line in bench.ideas_summary(speedup):
+        print(line)
+    print()
+    print(bench.format_speedup(speedup["rows"]))
+
+# %% [markdown]
+# ## How far from the machine's limit
+#
+# `fwbook.flops` counts the floating-point work of one training update (forward, backward,
+# gradient clipping, Adam) of each model, op by op: a matrix product $(m \times k)(k \times n)$
+# is $2mkn$ FLOPs, the Eq. 4 attention counts as the two contractions it is, element-wise
+# work per output element (an estimate, given apart). Every matrix-product count is checked
+# against PyTorch's own `FlopCounterMode` on a real forward and backward
+# (`tests/test_flops.py`). The suite divides the FLOPs a plain eager training step does per
+# second by what `torch.mm` reaches on this machine, measured in the same run, at the model's
+# recurrent product $(B \times H)(H \times G)$ and at $512^3$, timed in the same interleaved
+# blocks as the steps:
+
+# %%
+flops = documents["flops"]
+if flops is not None:
+    print(bench.threads_line(flops["settings"]["threads"]))
+    print(bench.format_flops(flops["rows"]))
+    rows = flops["rows"]
+    best = max(rows, key=lambda r: r["fraction_at_shape"])
+    worst = min(rows, key=lambda r: r["fraction_at_shape"])
+    print(f"\nThe plain eager steps reach from {worst['fraction_at_shape']:.0%} "
+          f"({worst['model']}, R = {worst['hidden']}) to {best['fraction_at_shape']:.0%} "
+          f"({best['model']}, R = {best['hidden']}) of torch.mm at their shapes, and at most "
+          f"{max(r['fraction_of_large'] for r in rows):.0%} of its rate on large matrices.")
+if speedup is not None:
+    for hidden in sorted({r["hidden"] for r in speedup["rows"]}):
+        fastest = max((r for r in speedup["rows"] if r["hidden"] == hidden),
+                      key=lambda r: r["seq_per_s"])
+        print(f"Fastest fast-weights path at R = {hidden}: {fastest['path']}, "
+              f"{fastest['gflops']:.1f} GFLOP/s = {fastest['fraction_at_shape']:.0%} of torch.mm "
+              f"at (B x H) @ (H x H), {fastest['fraction_of_large']:.0%} of it at 512³.")
+
+# %% [markdown]
+# Compilation is paid once per run and shape; the figures above leave it out and give it
+# apart. `bench` times it cold (inductor's caches switched off) unless run with
+# `--warm-compile`, which lets it reuse inductor's on-disk caches (the
+# `TORCHINDUCTOR_CACHE_DIR` environment variable moves them); a graph seen before then
+# compiles in seconds to a minute, so in a sweep only the first run of each shape pays in
+# full. How this measurement compiled, and what compiling cost in updates of the eager step:
+
+# %%
+if speedup is not None:
+    print(f"compile timed: {speedup['settings'].get('compile_cache', 'cold (caches off)')}")
     for hidden in sorted({r["hidden"] for r in speedup["rows"]}):
         rows = {r["path"]: r for r in speedup["rows"] if r["hidden"] == hidden}
         if rows.get("compiled", {}).get("compile_s"):
@@ -201,6 +269,33 @@ else:
     print(f"That is {verdict} the project's target of 2 hours on this machine.")
 
 # %% [markdown]
+# ## Sweeps on Ray: the same grid, one machine or many
+#
+# `fwbook sweep ... --backend ray` trains each run as a Ray task: on an embedded Ray on this
+# machine by default, or on a cluster with `--address HOST:PORT` (see *How to reproduce*). It
+# keeps the local backend's rules (a finished run is never redone, a record of another
+# configuration is refused, a run another sweep holds is not started) and gives the same
+# records. What does Ray cost on one 2-core machine? Measured by `python -m
+# fwbook.backend_bench`: whole `fwbook sweep` commands on the first runs of the quick Table 1
+# grid, startup included, the two backends alternated (local, Ray, Ray, local) in one run so
+# that the load of the shared machine weighs on both alike. The machine was shared with other
+# work while this ran (its load average is printed below, against 2 cores): read the medians
+# beside the spread between sweeps of one backend, printed with them.
+
+# %% tags=["hide-input"]
+from fwbook import backend_bench
+
+backends = bench.load_bench("backends")
+if backends is None:
+    print("backends: not measured yet (python -m fwbook.backend_bench)")
+else:
+    print(f"measured {backends['measured_at']} on {backends['device']['type']}: "
+          f"{backends['device']['name']}, {backends['device']['cpu_count']} cores, one torch "
+          f"thread per run, commit {backends['commit'][:12]}")
+    for line in backend_bench.summary(backends):
+        print(line)
+
+# %% [markdown]
 # ## Time to accuracy
 #
 # Fast weights with $R = 20$ from scratch (Adam, learning rate $10^{-3}$, batch 128) until
@@ -222,7 +317,10 @@ if tta is not None:
 #
 # - `train`'s default path for long CPU runs is the compiled step, faster than the plain
 #   eager Eq. 4 code by the ratio printed above (the eager step alone gains less); compiling
-#   takes seconds to tens of seconds per shape.
+#   takes seconds to minutes per shape, depending on how busy the machine is.
+# - At batch 128 and $T = 11$ a training update is a few hundred small kernels: the step is
+#   bound by their number and overhead, not by arithmetic, which is why it reaches only the
+#   fraction of the matrix kernels' rate printed above.
 # - All figures are CPU figures from a shared machine; GPU figures are not measured yet.
 #
 # From the measurements above:
@@ -241,6 +339,11 @@ if cost is not None:
           + (f"the explicit form wins at {', '.join(losses)}." if losses else
              "the explicit form wins nowhere in this grid, T up to "
              f"{max(t for t, _ in ratios)} (with T > H at H = {min(h for _, h in ratios)})."))
+if backends is not None:
+    print(f"- Sweeps on Ray: on this 2-core machine the Ray backend trained\n"
+          f"  {backends['ray_over_local']:.0%} as many runs per hour as the local backend "
+          f"(target: at least {backends['target_ratio']:.0%}),\n  with "
+          + ("identical records." if backends["records_identical"] else "DIFFERENT records."))
 if sweep is not None:
     gains = sorted(sweep["rows"], key=lambda r: r["batched_speedup"])
     print(f"- Batching {gains[0]['seeds']} seeds: from {gains[0]['batched_speedup']:.2f}x "

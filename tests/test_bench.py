@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import matplotlib
@@ -33,7 +34,7 @@ def documents(tmp_path_factory):
     directory = tmp_path_factory.mktemp("bench")
     torch.set_num_threads(1)
     return {suite: bench.run_suite(suite, device="cpu", output_dir=directory, quick=True,
-                                   repeats=1) for suite in bench.SUITES}, directory
+                                   repeats=2, threads=1) for suite in bench.SUITES}, directory
 
 
 def test_suites_write_documents_with_provenance(documents):
@@ -43,17 +44,76 @@ def test_suites_write_documents_with_provenance(documents):
         assert document["suite"] == suite and document["rows"]
         assert {"commit", "versions", "device"} <= set(document)
         assert document["device"]["type"] == "cpu"
+        assert document["settings"]["threads"]["chosen"] == 1
     speedup = results["speedup"]["rows"]
-    assert {r["path"] for r in speedup} == {"reference", "eager"}
-    # quick mode compiles nothing, so train's default here is the eager path
+    # quick mode compiles nothing: the eager paths only, and train's default here is eager
+    assert [r["path"] for r in speedup] == ["reference", "eager", "fused", "fused_bmm"]
     assert [r["path"] for r in speedup if r["default"]] == ["eager"]
+    by_path = {r["path"]: r for r in speedup}
+    assert by_path["fused"]["compared_with"] == "eager"
+    assert by_path["fused"]["gain"] == pytest.approx(
+        by_path["fused"]["seq_per_s"] / by_path["eager"]["seq_per_s"], rel=1e-2)
+    for row in speedup:
+        assert row["seq_per_s_min"] <= row["seq_per_s"] <= row["seq_per_s_max"]
+        assert row["gflops"] == pytest.approx(
+            row["flops_per_update"] * row["seq_per_s"] / 128 / 1e9, rel=1e-2, abs=0.006)
+        assert row["fraction_at_shape"] == pytest.approx(
+            row["flops_per_update"] * row["seq_per_s"] / 128 / 1e9
+            / row["matmul_gflops_at_shape"], rel=1e-2, abs=0.001)
     summary = bench.speedup_summary(results["speedup"])
     assert summary[0].startswith("R = 8, as multiples of the plain eager reference (")
-    assert "\n  eager path " in summary[0] and summary[0].endswith("[train's default]")
+    assert "\n  eager path " in summary[0] and "[train's default]" in summary[0]
     assert all(r["seq_per_s"] > 0 for r in speedup)
     assert {r["memory"] for r in results["cost"]["rows"]} == {"explicit", "efficient"}
+    assert {(r["model"], r["hidden"]) for r in results["flops"]["rows"]} == {
+        ("fast_weights", 8), ("lstm", 8)}
     hours = bench.grid_hours(results["sweep"]["rows"])
     assert hours["single_hours"] > 0 and hours["batched_hours"] > 0
+
+
+def test_timed_blocks_interleave_and_wide_spreads_are_flagged():
+    calls, sleeps = [], iter([0.001, 0.001, 0.001, 0.05])
+
+    def steady():
+        calls.append("steady")
+
+    def bursty():
+        calls.append("bursty")
+        time.sleep(next(sleeps))
+
+    stats = bench.interleaved_rates({"steady": steady, "bursty": bursty}, 1, 4, 1)
+    assert calls == ["steady", "bursty"] * 4  # block r of each before block r + 1 of any
+    assert stats["bursty"]["unsteady"] and stats["bursty"]["spread"] > bench.SPREAD_LIMIT
+    assert stats["bursty"]["min"] < stats["bursty"]["median"] < stats["bursty"]["max"]
+    # the flag and the note, on fixed numbers
+    steady_stats = {"min": 95.0, "median": 100.0, "max": 110.0, "spread": 0.15,
+                    "unsteady": False}
+    rows = [{"model": "m", "memory": "-", "hidden": 1, **bench.rate_fields(value)}
+            for value in (steady_stats, stats["bursty"])]
+    assert rows[0] == {"model": "m", "memory": "-", "hidden": 1, "seq_per_s": 100.0,
+                       "seq_per_s_min": 95.0, "seq_per_s_max": 110.0, "spread": 0.15,
+                       "unsteady": False}
+    assert "(1 of 2 rows)" in bench.spread_note(rows)
+    lines = bench.format_table(rows).splitlines()
+    assert lines[1].endswith(" ") and lines[2].endswith("!")
+
+
+def test_thread_count_is_measured_and_printed():
+    choice = bench.measure_threads("cpu", candidates=(1, 2), hidden=8, repeats=1,
+                                   steps_per_repeat=1)
+    assert choice["chosen"] in (1, 2) and set(choice["seq_per_s"]) == {"1", "2"}
+    assert choice["seq_per_s"][str(choice["chosen"])] == max(choice["seq_per_s"].values())
+    line = bench.threads_line(choice)
+    assert line.startswith(f"torch threads: {choice['chosen']} (measured: 1 thread ")
+    assert bench.threads_line({"chosen": 3, "how": "asked for (--threads)"}) == \
+        "torch threads: 3 (asked for (--threads))"
+
+
+def test_json_paths_one_file_per_suite(tmp_path):
+    assert bench.json_paths(tmp_path / "b.json", ("speedup",)) == {
+        "speedup": tmp_path / "b.json"}
+    assert bench.json_paths(tmp_path / "b.json", ("flops", "tta")) == {
+        "flops": tmp_path / "b.flops.json", "tta": tmp_path / "b.tta.json"}
 
 
 def test_grid_hours_use_the_profile_budget():

@@ -155,11 +155,15 @@ def test_git_commit_record_commits_that_file_alone(tmp_path):
 def test_cli_rewrites_the_readme_block_without_training(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- table1:start -->\nstale\n<!-- table1:end -->\noutro\n")
+    records = tmp_path / "records"
+    records.mkdir()
+    committed = sweep_module.REPO_ROOT / "results" / "table1" / "fast_weights_R20_seed0.json"
+    (records / committed.name).write_bytes(committed.read_bytes())
     result = fwbook("sweep", "table1", "--no-train", "--readme", str(readme), "--directory",
-                    str(tmp_path / "records"))
+                    str(records))
     assert result.returncode == 0, result.stderr
     text = readme.read_text()
-    assert "stale" not in text and "not run yet" in text
+    assert "stale" not in text and "not run yet" in text and "fast_weights_R20_seed0" in text
     assert text.startswith("intro\n") and text.endswith("outro\n")
     bad = fwbook("sweep", "ablations", "--readme", str(readme))
     assert bad.returncode == 2 and "--readme only applies to the table1 grid" in bad.stderr

@@ -64,7 +64,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_record(tmp_path):
 def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path):
     broken = tmp_path / "broken.ckpt.pt"
     broken.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="is corrupt or unreadable.*delete it"):
+    with pytest.raises(ValueError, match="is corrupt or unreadable.*is kept for inspection"):
         load_checkpoint(broken, _smoke())
     checkpoint = tmp_path / "run.ckpt.pt"
     train(_smoke(), checkpoint=checkpoint, quiet=True, stop_after=20)

@@ -318,7 +318,8 @@ class AssociativeLSTMClassifier(RecurrentClassifier):
 
     Args:
         config: a :class:`~fwbook.models.ModelConfig` with ``model="alstm"``; only ``hidden``,
-            ``vocab_size``, ``num_classes`` and ``readout_hidden`` are used.
+            ``input_embedding``, ``vocab_size``, ``num_classes`` and ``readout_hidden`` are
+            used.
         num_copies: N redundant copies of the cell (default 4).
         permutation_seed: seed of the fixed key permutations (default 0).
     """
@@ -330,7 +331,7 @@ class AssociativeLSTMClassifier(RecurrentClassifier):
         self.core = AssociativeLSTMCore(hidden, num_copies, permutation_seed)
         pre_size = self.core.pre_size
         # W_xhᵀ (I, 4.5H): row k is W_xh x for the one-hot x of token k
-        self.input_weight = nn.Parameter(torch.empty(config.vocab_size, pre_size))
+        self.input_weight = nn.Parameter(torch.empty(config.input_size, pre_size))
         _init_input_weight(self.input_weight, hidden)
         self.bias = nn.Parameter(torch.zeros(pre_size))  # b (4.5H)
 
@@ -338,5 +339,6 @@ class AssociativeLSTMClassifier(RecurrentClassifier):
                ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Hidden states (B, T, H) for tokens (B, T) int64; no memory weights (None)."""
         _check_tokens(tokens, self.config.vocab_size)
-        drive = self.input_weight[tokens] + self.bias  # (B, T, 4.5H)  W_xh x(t) + b, one-hot x
+        # (B, T, 4.5H)  W_xh x(t) + b, one-hot x (or the learned embedding e(t))
+        drive = self.projected_input(tokens, self.input_weight, self.bias)
         return self.core(drive), None

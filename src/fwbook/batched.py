@@ -53,6 +53,12 @@ def check_batchable(configs: Sequence[TrainConfig]) -> None:
         if replace(config, seed=0) != reference:
             raise ValueError("batched configurations must be equal except for their seeds; "
                              "train the others separately")
+    if reference.patience:
+        raise ValueError("batched training has no early stopping (patience); train these "
+                         "configurations one by one with fwbook.train.train")
+    if reference.model.model == "lstm" and reference.model.input_embedding:
+        raise ValueError("batched training writes the LSTM out for one-hot input only; train "
+                         "an LSTM with input_embedding one by one with fwbook.train.train")
     seeds = [config.seed for config in configs]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"batched configurations need distinct seeds, got {seeds}")

@@ -23,69 +23,122 @@ BENCH_HIDDEN = (20, 50, 100)
 BENCH_MODELS = (("fast_weights", "efficient"), ("fast_weights", "explicit"), ("lstm", "-"))
 
 
-def training_throughput(model_name: str, hidden: int, memory: str = "efficient",
-                        batch_size: int = 128, device: str = "cpu", warmup: int = 5,
-                        repeats: int = 5, steps_per_repeat: int = 20, seed: int = 0) -> float:
-    """Median training throughput in sequences per second for one model.
+# A row whose fastest timed block is this much faster than its slowest, relative to its median
+# ((max - min) / median), is flagged: the load of the machine changed too much while it ran.
+SPREAD_LIMIT = 0.3
+
+
+def interleaved_rates(step_functions: dict, items_per_call: int, repeats: int,
+                      calls_per_repeat: int, device: torch.device | str = "cpu") -> dict:
+    """Time several step functions in interleaved blocks; min / median / max rate of each.
+
+    Block r of every function runs before block r + 1 of any, so a burst of load on a shared
+    machine lands on all rows alike instead of on one.
 
     Args:
-        model_name: one of ``fwbook.models.MODEL_NAMES``.
-        hidden: R.
-        memory: "efficient" or "explicit" (fast weights only).
-        batch_size: sequences per update.
-        device: a torch device string.
-        warmup: untimed updates first.
-        repeats: timed blocks; the median block is reported.
-        steps_per_repeat: updates per timed block.
+        step_functions: name -> a callable doing one update.
+        items_per_call: what one call counts for (sequences per update; 1 for updates;
+            FLOPs for a matrix product), or a dict of it per name.
+        repeats: timed blocks per function.
+        calls_per_repeat: calls per timed block.
+    Returns:
+        name -> ``{"min", "median", "max", "spread", "unsteady"}`` in items per second;
+        ``spread`` = (max - min) / median, ``unsteady`` = spread > :data:`SPREAD_LIMIT`.
     """
-    torch_device = torch.device(device)
-    generator = torch.Generator().manual_seed(seed)
-    batch = associative_retrieval(batch_size, generator=generator).to(torch_device)
+    device = torch.device(device)
+    if not isinstance(items_per_call, dict):
+        items_per_call = {name: items_per_call for name in step_functions}
+    rates: dict[str, list[float]] = {name: [] for name in step_functions}
+    for _ in range(repeats):
+        for name, run_one in step_functions.items():
+            start = time.perf_counter()
+            for _ in range(calls_per_repeat):
+                run_one()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            rates[name].append(calls_per_repeat * items_per_call[name]
+                               / (time.perf_counter() - start))
+    result = {}
+    for name, values in rates.items():
+        median = statistics.median(values)
+        spread = (max(values) - min(values)) / median
+        result[name] = {"min": min(values), "median": median, "max": max(values),
+                        "spread": round(spread, 3), "unsteady": spread > SPREAD_LIMIT}
+    return result
+
+
+def rate_fields(stats: dict, unit: str = "seq_per_s", digits: int = 1) -> dict:
+    """Row fields for one timed row: ``{unit}`` (the median), ``{unit}_min``, ``{unit}_max``,
+    ``spread`` and ``unsteady``."""
+    return {unit: round(stats["median"], digits), f"{unit}_min": round(stats["min"], digits),
+            f"{unit}_max": round(stats["max"], digits), "spread": stats["spread"],
+            "unsteady": stats["unsteady"]}
+
+
+def spread_note(rows: list[dict]) -> str:
+    """The line under a table: how the rows were timed and which ones are unsteady."""
+    unsteady = [row for row in rows if row.get("unsteady")]
+    text = (f"min / median / max over interleaved timed blocks; '!' marks a row whose spread "
+            f"(max - min) / median exceeds {SPREAD_LIMIT:.0%}: the machine's load changed "
+            f"while it ran, do not trust its median")
+    if unsteady:
+        text += f" ({len(unsteady)} of {len(rows)} rows)"
+    return text
+
+
+def _mark(row: dict) -> str:
+    return "!" if row.get("unsteady") else " "
+
+
+def _seeded_model(config: ModelConfig, seed: int, device: torch.device):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        config = ModelConfig(model=model_name, hidden=hidden,
-                             memory=memory if model_name == "fast_weights" else "efficient")
-        model = build_model(config).to(torch_device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def run(count: int) -> None:
-        for _ in range(count):
-            plain_training_step(model, optimizer, batch.inputs, batch.targets, 5.0)
-        if torch_device.type == "cuda":
-            torch.cuda.synchronize(torch_device)
-
-    run(warmup)
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run(steps_per_repeat)
-        rates.append(steps_per_repeat * batch_size / (time.perf_counter() - start))
-    return statistics.median(rates)
+        return build_model(config).to(device)
 
 
 def throughput_table(hidden_sizes: Iterable[int] = BENCH_HIDDEN, batch_size: int = 128,
-                     device: str = "cpu", repeats: int = 5, steps_per_repeat: int = 20
-                     ) -> list[dict]:
-    """Rows ``{"model", "memory", "hidden", "seq_per_s"}`` for every benchmarked model and R."""
-    rows = []
+                     device: str = "cpu", repeats: int = 5, steps_per_repeat: int = 10,
+                     warmup: int = 3, seed: int = 0) -> list[dict]:
+    """Training throughput (forward + backward + Adam, the plain eager step) of every
+    benchmarked model and R, all rows timed in interleaved blocks.
+
+    Returns:
+        rows ``{"model", "memory", "hidden", "seq_per_s", "seq_per_s_min", "seq_per_s_max",
+        "spread", "unsteady"}``; ``seq_per_s`` is the median block.
+    """
+    torch_device = torch.device(device)
+    batch = associative_retrieval(batch_size, generator=torch.Generator().manual_seed(seed))
+    batch = batch.to(torch_device)
+    paths, keys = {}, {}
     for hidden in hidden_sizes:
         for model_name, memory in BENCH_MODELS:
-            rate = training_throughput(model_name, hidden, memory if memory != "-" else "efficient",
-                                       batch_size, device, repeats=repeats,
-                                       steps_per_repeat=steps_per_repeat)
-            rows.append({"model": model_name, "memory": memory, "hidden": hidden,
-                         "seq_per_s": round(rate, 1)})
-    return rows
+            config = ModelConfig(model=model_name, hidden=hidden,
+                                 memory=memory if memory != "-" else "efficient")
+            model = _seeded_model(config, seed, torch_device)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            name = f"{model_name}/{memory}/{hidden}"
+            paths[name] = (lambda m=model, o=optimizer: plain_training_step(
+                m, o, batch.inputs, batch.targets, 5.0))
+            keys[name] = {"model": model_name, "memory": memory, "hidden": hidden}
+    for run_one in paths.values():
+        for _ in range(warmup):
+            run_one()
+    stats = interleaved_rates(paths, batch_size, repeats, steps_per_repeat, torch_device)
+    return [{**keys[name], **rate_fields(stats[name])} for name in paths]
 
 
 def format_table(rows: list[dict]) -> str:
-    """A text table with, per R, the ratios Eq. 4 / explicit and Eq. 4 / LSTM."""
-    lines = [f"{'R':>4}  {'model':<14}{'memory':<11}{'seq/s':>10}"]
+    """A text table (min / median / max) with, per R, the ratios Eq. 4 / explicit and
+    Eq. 4 / LSTM of the medians."""
+    lines = [f"{'R':>4}  {'model':<14}{'memory':<11}{'min':>9}{'median':>9}{'max':>9}  seq/s"]
     by_hidden: dict[int, dict[tuple, float]] = {}
     for row in rows:
         by_hidden.setdefault(row["hidden"], {})[(row["model"], row["memory"])] = row["seq_per_s"]
+        low = row.get("seq_per_s_min", row["seq_per_s"])
+        high = row.get("seq_per_s_max", row["seq_per_s"])
         lines.append(f"{row['hidden']:>4}  {row['model']:<14}{row['memory']:<11}"
-                     f"{row['seq_per_s']:>10,.0f}")
+                     f"{low:>9,.0f}{row['seq_per_s']:>9,.0f}{high:>9,.0f} {_mark(row)}")
+    lines.append(spread_note(rows))
     lines.append("")
     lines.append(f"{'R':>4}  {'Eq. 4 / explicit':>17}  {'Eq. 4 / LSTM':>13}")
     for hidden, rates in by_hidden.items():
@@ -97,22 +150,85 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_bench(hidden_sizes=BENCH_HIDDEN, batch_size=128, device="auto", repeats=5,
-              steps_per_repeat=20, json_path=None, threads=None) -> list[dict]:
-    """Measure, print the table, optionally write JSON. Returns the rows."""
-    torch_device = resolve_device(device)
+# ------------------------------------- torch threads ----------------------------------------
+
+def measure_threads(device: str = "cpu", candidates: Iterable[int] | None = None,
+                    hidden: int = 100, repeats: int = 4, steps_per_repeat: int = 3) -> dict:
+    """Which torch thread count trains fastest here: FW Eq. 4 at R = ``hidden``, the plain
+    step, timed in interleaved blocks under each count (1 .. the cores, by default).
+
+    Returns:
+        ``{"chosen", "how": "measured", "seq_per_s": {threads: median}, "spread": {...}}``;
+        ``chosen`` is the count with the highest median.
+    """
+    import os
+
+    torch_device = torch.device(device)
+    cores = os.cpu_count() or 1
+    candidates = sorted(set(candidates or range(1, min(cores, 2) + 1)))
+    previous = torch.get_num_threads()
+    batch = associative_retrieval(128, generator=torch.Generator().manual_seed(0))
+    model = _seeded_model(ModelConfig(hidden=hidden), 0, torch_device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def under(threads):
+        def run_one():
+            torch.set_num_threads(threads)
+            plain_training_step(model, optimizer, batch.inputs, batch.targets, 5.0)
+        return run_one
+
+    paths = {threads: under(threads) for threads in candidates}
+    try:
+        for run_one in paths.values():
+            run_one()
+        stats = interleaved_rates(paths, 128, repeats, steps_per_repeat, torch_device)
+    finally:
+        torch.set_num_threads(previous)
+    chosen = max(stats, key=lambda threads: stats[threads]["median"])
+    return {"chosen": chosen, "how": "measured", "hidden": hidden,
+            "seq_per_s": {str(t): round(s["median"], 1) for t, s in stats.items()},
+            "spread": {str(t): s["spread"] for t, s in stats.items()}}
+
+
+def choose_threads(threads: int | None, device: torch.device, quick: bool = False) -> dict:
+    """Set torch's CPU thread count: ``threads`` when given, else the best measured one
+    (:func:`measure_threads`; 1 on a 1-core machine and on a GPU, where it matters little;
+    ``quick``: measured at R = 8 in a moment). Returns what was chosen and how, for the
+    printout and the JSON."""
+    import os
+
     if threads:
-        torch.set_num_threads(threads)
-    rows = throughput_table(hidden_sizes, batch_size, str(torch_device), repeats, steps_per_repeat)
-    described = device_description(torch_device)
-    print(f"training throughput, batch {batch_size}, forward + backward + Adam, "
-          f"median of {repeats} blocks of {steps_per_repeat} updates")
-    print(f"device: {described['type']} ({described['name']}), torch threads: "
-          f"{described['torch_threads']}")
-    print(format_table(rows))
+        choice = {"chosen": threads, "how": "asked for (--threads)"}
+    elif device.type != "cpu" or (os.cpu_count() or 1) < 2:
+        choice = {"chosen": 1, "how": "one core" if device.type == "cpu" else "GPU run"}
+    elif quick:
+        choice = measure_threads(str(device), hidden=8, repeats=1, steps_per_repeat=1)
+    else:
+        choice = measure_threads(str(device))
+    torch.set_num_threads(choice["chosen"])
+    return choice
+
+
+def threads_line(choice: dict) -> str:
+    """'torch threads: 1 (measured: 1 thread 20,000 seq/s, 2 threads 15,000 seq/s)'."""
+    text = f"torch threads: {choice['chosen']} ({choice['how']}"
+    if choice.get("seq_per_s"):
+        text += ": " + ", ".join(f"{t} thread{'s' if t != '1' else ''} {rate:,.0f} seq/s"
+                                 for t, rate in choice["seq_per_s"].items())
+        text += f", FW Eq. 4 R = {choice.get('hidden', 100)}, plain step"
+    return text + ")"
+
+
+def run_bench(hidden_sizes=BENCH_HIDDEN, batch_size=128, device="auto", repeats=5,
+              steps_per_repeat=10, json_path=None, threads=None) -> list[dict]:
+    """The throughput suite as ``fwbook bench`` runs it: measure, print, optionally write
+    the rows as JSON. Returns the rows."""
+    document = run_suite("throughput", device, threads=threads, repeats=repeats,
+                         hidden=hidden_sizes, batch_size=batch_size,
+                         steps_per_repeat=steps_per_repeat)
     if json_path is not None:
-        write_json_atomic(Path(json_path), rows)
-    return rows
+        write_json_atomic(Path(json_path), document["rows"])
+    return document["rows"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,17 +288,9 @@ def reference_eager_model(hidden: int, seed: int = 0):
 
 def _median_rates(step_functions: dict, batch_size: int, repeats: int, steps_per_repeat: int,
                   device: torch.device) -> dict[str, float]:
-    """Median sequences/s of several step functions, timed in interleaved blocks."""
-    rates: dict[str, list[float]] = {name: [] for name in step_functions}
-    for _ in range(repeats):
-        for name, run_one in step_functions.items():
-            start = time.perf_counter()
-            for _ in range(steps_per_repeat):
-                run_one()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            rates[name].append(steps_per_repeat * batch_size / (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in rates.items()}
+    """Median rate of each step function, timed in interleaved blocks."""
+    stats = interleaved_rates(step_functions, batch_size, repeats, steps_per_repeat, device)
+    return {name: value["median"] for name, value in stats.items()}
 
 
 @contextlib.contextmanager
@@ -197,63 +305,153 @@ def cold_compile_caches():
         yield
 
 
+# The training paths of FW (Eq. 4) the speedup suite times: what each tries, and the path it
+# is compared with ("gain" in the rows is its median over that path's).
+SPEEDUP_PATHS = {
+    "reference": ("the plain eager Eq. 4 recurrence, autograd backward (the yardstick)", None),
+    "eager": ("the package's Eq. 4 forward (η λ^k once, element-wise attention, h(0) = 0 "
+              "skipped), autograd backward: train(step='eager')", "reference"),
+    "compiled": ("torch.compile of forward and autograd backward, foreach clip and Adam: "
+                 "train(step='compiled')", "eager"),
+    "fused": ("hand-derived backward of the whole recurrence (fwbook.fused_eq4), "
+              "one dW product, foreach clip and Adam, eager", "eager"),
+    "fused_bmm": ("the hand-derived backward with the attention as batched matrix products "
+                  "(bmm) instead of element-wise products", "fused"),
+    "fused_compiled": ("the hand-derived backward handed to torch.compile", "compiled"),
+}
+COMPILED_PATHS = ("compiled", "fused_compiled")
+
+
 def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int = 128,
                   device: str = "cpu", repeats: int = 5, steps_per_repeat: int = 10,
-                  compiled: bool = True, warmup: int = 3) -> list[dict]:
-    """The training paths against the plain eager reference, FW Eq. 4, in one process.
+                  compiled: bool = True, warmup: int = 3,
+                  paths: Iterable[str] = tuple(SPEEDUP_PATHS),
+                  cold_compile: bool = True) -> list[dict]:
+    """The training paths of FW Eq. 4 (:data:`SPEEDUP_PATHS`) against the plain eager
+    reference, in one process, and how close each comes to this machine's matrix kernels.
 
-    Paths: ``reference`` (:class:`ReferenceEagerCore`, plain step), ``eager`` (the package's
-    model and :func:`fwbook.train.plain_training_step`, ``train(step="eager")``) and
-    ``compiled`` (:func:`fwbook.speed.compiled_training_step`, ``train(step="compiled")``).
-    Blocks of the paths alternate, so machine load hits them alike; each rate is a median.
-    ``default`` marks the path ``train`` picks by itself (``step="auto"``) for a run of the
-    paper profile on this device. ``compile_s`` is a cold compile (caches off).
+    Blocks of all paths alternate, so machine load hits them alike. ``default`` marks the path
+    ``train`` picks by itself (``step="auto"``) for a run of the paper profile. ``compile_s``
+    of a compiled path is a cold compile (inductor's caches off). ``gflops`` is the analytic
+    FLOPs of one update (:func:`fwbook.flops.training_flops`) times updates per second;
+    ``fraction_at_shape`` divides it by ``torch.mm``'s rate at the step's (B x H) @ (H x H)
+    product, ``fraction_of_large`` by its rate at 512³, both timed in the same interleaved
+    blocks as the paths.
 
     Returns:
-        rows ``{"hidden", "path", "default", "seq_per_s", "ratio_to_reference", "compile_s"}``.
+        rows ``{"hidden", "path", "idea", "compared_with", "default", "seq_per_s" (+ min, max,
+        spread, unsteady), "ratio_to_reference", "gain", "compile_s", "flops_per_update",
+        "gflops", "fraction_at_shape", "fraction_of_large"}`` and, in ``matmul``, the rates.
     """
-    from .experiments import PROFILE_SETTINGS
-    from .speed import choose_training_step, compiled_training_step
+    from .flops import LARGE, matmul_call, training_flops
+    from .fused_eq4 import fused_training_step
+    from .speed import compiled_training_step
 
     torch_device = torch.device(device)
     batch = associative_retrieval(batch_size, generator=torch.Generator().manual_seed(0))
     batch = batch.to(torch_device)
+    wanted = [p for p in SPEEDUP_PATHS if p in paths and (compiled or p not in COMPILED_PATHS)]
     rows = []
     for hidden in hidden_sizes:
-        reference = reference_eager_model(hidden).to(torch_device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            default = build_model(ModelConfig(model="fast_weights", hidden=hidden))
-            fast = build_model(ModelConfig(model="fast_weights", hidden=hidden))
-        default.to(torch_device)
-        fast.to(torch_device)
-        paths = {}
-        for name, model in (("reference", reference), ("eager", default)):
+        config = ModelConfig(model="fast_weights", hidden=hidden)
+        steps, compile_s = {}, {}
+        for name in wanted:
+            if name == "reference":
+                model = reference_eager_model(hidden).to(torch_device)
+            else:
+                model = _seeded_model(config, 0, torch_device)
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-            paths[name] = (lambda m=model, o=optimizer: plain_training_step(
-                m, o, batch.inputs, batch.targets, 5.0))
-        compile_s = None
-        if compiled:
-            step = compiled_training_step(fast, torch.optim.Adam(fast.parameters(), lr=1e-3), 5.0)
-            with cold_compile_caches():
-                step(batch.inputs, batch.targets)  # compiles, as on a machine seeing it first
-            compile_s = step.compile_s
-            if step.compiled:
-                paths["compiled"] = lambda s=step: s(batch.inputs, batch.targets)
-        for run_one in paths.values():
+            if name in ("reference", "eager"):
+                steps[name] = (lambda m=model, o=optimizer: plain_training_step(
+                    m, o, batch.inputs, batch.targets, 5.0))
+                continue
+            if name == "compiled":
+                step = compiled_training_step(model, optimizer, 5.0)
+            else:
+                step = fused_training_step(model, optimizer, 5.0,
+                                           compile=name == "fused_compiled",
+                                           bmm=name == "fused_bmm")
+            with (cold_compile_caches() if cold_compile else contextlib.nullcontext()):
+                step(batch.inputs, batch.targets)  # compiles (cold: as on a new machine)
+            if name in COMPILED_PATHS:
+                if not step.compiled:  # compiling failed here: nothing to time
+                    continue
+                compile_s[name] = round(step.compile_s, 1)
+            steps[name] = lambda s=step: s(batch.inputs, batch.targets)
+        items = {name: batch_size for name in steps}
+        # the matrix kernels, timed in the same interleaved blocks (rates in FLOP/s)
+        flops = training_flops("fast_weights", hidden, batch_size)["total"]
+        # each call does about one update's FLOPs, so its blocks last about as long as the
+        # steps' (a block much shorter than a scheduler time slice escapes the machine's load)
+        steps["mm@shape"], items["mm@shape"] = matmul_call(
+            batch_size, hidden, hidden, _products(flops, batch_size, hidden, hidden))
+        steps["mm@large"], items["mm@large"] = matmul_call(
+            LARGE, LARGE, LARGE, _products(flops, LARGE, LARGE, LARGE))
+        for run_one in steps.values():
             for _ in range(warmup):
                 run_one()
-        rates = _median_rates(paths, batch_size, repeats, steps_per_repeat, torch_device)
-        default_path, _ = choose_training_step("auto", "fast_weights",
-                                               PROFILE_SETTINGS["paper"]["steps"], torch_device)
-        if default_path not in rates:  # compiling failed here: train falls back to eager
+        stats = interleaved_rates(steps, items, repeats, steps_per_repeat, torch_device)
+        at_shape = {"gflops": round(stats.pop("mm@shape")["median"] / 1e9, 2)}
+        large = {"gflops": round(stats.pop("mm@large")["median"] / 1e9, 2)}
+        default_path = default_training_path("fast_weights", torch_device)
+        if default_path not in stats:  # compiling failed here: train falls back to eager
             default_path = "eager"
-        for name, rate in rates.items():
-            rows.append({"hidden": hidden, "path": name, "default": name == default_path,
-                         "seq_per_s": round(rate, 1),
-                         "ratio_to_reference": round(rate / rates["reference"], 3),
-                         "compile_s": round(compile_s, 1) if name == "compiled" else None})
+        reference_rate = stats["reference"]["median"] if "reference" in stats else None
+        for name, value in stats.items():
+            gflops = flops * value["median"] / batch_size / 1e9
+            base = SPEEDUP_PATHS[name][1]
+            rows.append({
+                "hidden": hidden, "path": name, "idea": SPEEDUP_PATHS[name][0],
+                "compared_with": base, "default": name == default_path,
+                **rate_fields(value),
+                "ratio_to_reference": (round(value["median"] / reference_rate, 3)
+                                       if reference_rate else None),
+                "gain": (round(value["median"] / stats[base]["median"], 3)
+                         if base in stats else None),
+                "compile_s": compile_s.get(name),
+                "flops_per_update": flops, "gflops": round(gflops, 2),
+                "matmul_gflops_at_shape": at_shape["gflops"],
+                "fraction_at_shape": round(gflops / at_shape["gflops"], 3),
+                "matmul_gflops_large": large["gflops"],
+                "fraction_of_large": round(gflops / large["gflops"], 3)})
     return rows
+
+
+def _products(flops: float, m: int, k: int, n: int) -> int:
+    """How many (m x k) @ (k x n) products make about ``flops`` FLOPs (at least one)."""
+    return max(1, round(flops / (2 * m * k * n)))
+
+
+def default_training_path(model: str, device: torch.device) -> str:
+    """The step ``train(step="auto")`` runs for a paper-profile run of ``model`` on ``device``."""
+    from .experiments import PROFILE_SETTINGS
+    from .speed import choose_training_step
+
+    path, _ = choose_training_step("auto", model, PROFILE_SETTINGS["paper"]["steps"], device)
+    return path
+
+
+def format_speedup(rows: list[dict]) -> str:
+    """One line per R and path: min / median / max seq/s, × reference, gain over the path it
+    builds on, achieved GFLOP/s and its fraction of the measured matmul rates."""
+    lines = [f"{'R':>4} {'path':<15}{'min':>8}{'median':>8}{'max':>8}  {'x ref':>6} "
+             f"{'gain':>13}  {'GFLOP/s':>7} {'of mm@shape':>11} {'of mm 512³':>11}"]
+    for r in rows:
+        gain = f"{r['gain']:.2f}x {r['compared_with']}" if r.get("gain") else ""
+        lines.append(
+            f"{r['hidden']:>4} {r['path']:<15}{r['seq_per_s_min']:>8,.0f}{r['seq_per_s']:>8,.0f}"
+            f"{r['seq_per_s_max']:>8,.0f}{_mark(r)} {r['ratio_to_reference']:>5.2f}x "
+            f"{gain:>13}  {r['gflops']:>7.2f} {r['fraction_at_shape']:>11.1%} "
+            f"{r['fraction_of_large']:>11.1%}"
+            + (f"  compile {r['compile_s']} s" if r.get("compile_s") else "")
+            + ("  [train's default]" if r.get("default") else ""))
+    shapes = sorted({(r["hidden"], r["matmul_gflops_at_shape"]) for r in rows})
+    if rows:
+        lines.append("torch.mm here: " + ", ".join(
+            f"(128 x {h}) @ ({h} x {h}) {g:.1f} GFLOP/s" for h, g in shapes)
+            + f", 512³ {rows[0]['matmul_gflops_large']:.1f} GFLOP/s")
+    lines.append(spread_note(rows))
+    return "\n".join(lines)
 
 
 def time_to_accuracy(hidden: int = 20, thresholds: tuple[float, ...] = (0.05, 0.02),
@@ -378,12 +576,19 @@ def sweep_throughput(models: Iterable[str] = ("irnn", "lstm", "alstm", "fast_wei
 
             single_update()
             batched_update()
-            rates = _median_rates({"single": single_update, "batched": batched_update}, 1,
-                                  repeats, steps_per_repeat, torch_device)
+            stats = interleaved_rates({"single": single_update, "batched": batched_update}, 1,
+                                      repeats, steps_per_repeat, torch_device)
+            rates = {name: value["median"] for name, value in stats.items()}
             rows.append({
                 "model": model_name, "hidden": hidden, "seeds": seeds,
                 "single_updates_per_s": round(rates["single"], 2),
                 "batched_updates_per_s": round(rates["batched"], 2),
+                "single_min_max": [round(stats["single"]["min"], 2),
+                                   round(stats["single"]["max"], 2)],
+                "batched_min_max": [round(stats["batched"]["min"], 2),
+                                    round(stats["batched"]["max"], 2)],
+                "spread": max(stats["single"]["spread"], stats["batched"]["spread"]),
+                "unsteady": stats["single"]["unsteady"] or stats["batched"]["unsteady"],
                 "batched_speedup": round(rates["batched"] / rates["single"], 3),
                 "single_models_per_hour": round(3600 * rates["single"] * seeds / paper_steps, 2),
                 "batched_models_per_hour": round(3600 * rates["batched"] * seeds / paper_steps, 2),
@@ -436,12 +641,98 @@ def memory_cost_table(hidden_sizes: Iterable[int] = COST_HIDDEN,
                 paths[memory] = (lambda m=model, o=optimizer: plain_training_step(
                     m, o, batch.inputs, batch.targets, 5.0))
                 paths[memory]()
-            rates = _median_rates(paths, batch_size, repeats, steps_per_repeat, torch_device)
-            for memory, rate in rates.items():
+            stats = interleaved_rates(paths, batch_size, repeats, steps_per_repeat,
+                                      torch_device)
+            for memory, value in stats.items():
                 floats = batch_size * hidden * (hidden if memory == "explicit" else steps)
                 rows.append({"hidden": hidden, "seq_len": steps, "memory": memory,
-                             "seq_per_s": round(rate, 1), "state_floats_per_step": floats})
+                             **rate_fields(value), "state_floats_per_step": floats})
     return rows
+
+
+def flops_table(models: Iterable[str] | None = None,
+                hidden_sizes: Iterable[int] = BENCH_HIDDEN, batch_size: int = 128,
+                device: str = "cpu", repeats: int = 5, steps_per_repeat: int = 5,
+                warmup: int = 2) -> list[dict]:
+    """How far each model's training step is from what this machine's matrix kernels reach.
+
+    For every model and R: the analytic FLOPs of one update (:func:`fwbook.flops.training_flops`),
+    the plain eager step's rate (all rows timed in interleaved blocks), the GFLOP/s that makes,
+    and its fraction of ``torch.mm``'s rate at the model's recurrent product (B x H) @ (H x G)
+    (G = H, 4H for the LSTM, 4.5H for the A-LSTM) and at 512³, timed in the same
+    interleaved blocks as the steps.
+
+    Returns:
+        rows ``{"model", "hidden", "flops_per_update", "matmul_share", "seq_per_s" (+ min,
+        max, spread, unsteady), "gflops", "mm_shape", "matmul_gflops_at_shape",
+        "fraction_at_shape", "matmul_gflops_large", "fraction_of_large"}``.
+    """
+    from .flops import FLOP_MODELS, LARGE, matmul_call, training_flops
+
+    models = tuple(models or FLOP_MODELS)
+    torch_device = torch.device(device)
+    batch = associative_retrieval(batch_size, generator=torch.Generator().manual_seed(0))
+    batch = batch.to(torch_device)
+    paths, keys = {}, {}
+    for hidden in hidden_sizes:
+        for model_name in models:
+            model = _seeded_model(ModelConfig(model=model_name, hidden=hidden), 0, torch_device)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            name = f"{model_name}/{hidden}"
+            paths[name] = (lambda m=model, o=optimizer: plain_training_step(
+                m, o, batch.inputs, batch.targets, 5.0))
+            keys[name] = (model_name, hidden)
+    width = {"lstm": 4.0, "alstm": 4.5}
+    shapes = sorted({(batch_size, h, int(width.get(m, 1.0) * h)) for m, h in keys.values()})
+    items = {name: batch_size for name in paths}
+    # the matrix kernels, in the same interleaved blocks (FLOP/s), each call about one
+    # update's FLOPs so that its blocks last about as long as the steps'
+    update_flops = {h: training_flops("fast_weights", h, batch_size)["total"]
+                    for _, h in keys.values()}
+    for shape in shapes:
+        paths[f"mm{shape}"], items[f"mm{shape}"] = matmul_call(
+            *shape, _products(update_flops[shape[1]], *shape))
+    paths["mm@large"], items["mm@large"] = matmul_call(
+        LARGE, LARGE, LARGE, _products(max(update_flops.values()), LARGE, LARGE, LARGE))
+    for run_one in paths.values():
+        for _ in range(warmup):
+            run_one()
+    stats = interleaved_rates(paths, items, repeats, steps_per_repeat, torch_device)
+    rates = {shape: {"gflops": round(stats.pop(f"mm{shape}")["median"] / 1e9, 2)}
+             for shape in shapes}
+    large = {"gflops": round(stats.pop("mm@large")["median"] / 1e9, 2)}
+    rows = []
+    for name, (model_name, hidden) in keys.items():
+        counts = training_flops(model_name, hidden, batch_size)
+        shape = (batch_size, hidden, int(width.get(model_name, 1.0) * hidden))
+        gflops = counts["total"] * stats[name]["median"] / batch_size / 1e9
+        rows.append({"model": model_name, "hidden": hidden,
+                     "flops_per_update": counts["total"],
+                     "matmul_share": round(counts["matmul"] / counts["total"], 3),
+                     **rate_fields(stats[name]), "gflops": round(gflops, 2),
+                     "mm_shape": list(shape),
+                     "matmul_gflops_at_shape": rates[shape]["gflops"],
+                     "fraction_at_shape": round(gflops / rates[shape]["gflops"], 3),
+                     "matmul_gflops_large": large["gflops"],
+                     "fraction_of_large": round(gflops / large["gflops"], 3)})
+    return rows
+
+
+def format_flops(rows: list[dict]) -> str:
+    """The flops suite as text: work per update, rate, achieved GFLOP/s and fractions."""
+    lines = [f"{'model':<13}{'R':>4} {'MFLOP/upd':>10} {'mm share':>8} {'seq/s':>8} "
+             f"{'GFLOP/s':>8} {'mm@shape':>9} {'fraction':>8} {'of 512³':>8}"]
+    for r in rows:
+        lines.append(f"{r['model']:<13}{r['hidden']:>4} {r['flops_per_update'] / 1e6:>10.1f} "
+                     f"{r['matmul_share']:>8.0%} {r['seq_per_s']:>8,.0f}{_mark(r)}"
+                     f"{r['gflops']:>7.2f} {r['matmul_gflops_at_shape']:>9.1f} "
+                     f"{r['fraction_at_shape']:>8.1%} {r['fraction_of_large']:>8.1%}")
+    if rows:
+        lines.append(f"plain eager training step (forward, backward, clip, Adam), batch 128; "
+                     f"torch.mm at 512³: {rows[0]['matmul_gflops_large']:.1f} GFLOP/s; "
+                     f"mm@shape: (B x H) @ (H x G), the model's recurrent product")
+    lines.append(spread_note(rows))
+    return "\n".join(lines)
 
 
 def bench_document(suite: str, rows, device: str, settings: dict) -> dict:
@@ -476,8 +767,8 @@ def plot_speedup(document: dict):
     use_house_style()
     rows = document["rows"]
     hidden_sizes = sorted({row["hidden"] for row in rows})
-    paths = [p for p in ("reference", "eager", "compiled") if any(r["path"] == p for r in rows)]
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    paths = [p for p in SPEEDUP_PATHS if any(r["path"] == p for r in rows)]
+    figure, axis = plt.subplots(figsize=(7.5, 3.8))
     width = 0.8 / len(paths)
     for offset, path in enumerate(paths):
         values = [next((r["seq_per_s"] for r in rows if r["hidden"] == h and r["path"] == path), 0)
@@ -581,50 +872,70 @@ def plot_sweep(document: dict):
     return figure
 
 
-SUITES = ("throughput", "speedup", "cost", "sweep", "tta")
+SUITES = ("throughput", "speedup", "flops", "cost", "sweep", "tta")
 
 
 def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = False,
-              threads: int | None = None, repeats: int = 5, compiled: bool = True) -> dict:
+              threads: int | None = None, repeats: int = 5, compiled: bool = True,
+              hidden: Iterable[int] | None = None, batch_size: int = 128,
+              steps_per_repeat: int | None = None, json_path=None,
+              thread_choice: dict | None = None, cold_compile: bool = True) -> dict:
     """Measure one suite, print a summary and (with ``output_dir``) write ``{suite}.json``.
 
     ``quick`` shrinks every suite to seconds (tests, smoke checks); the committed results under
-    ``results/bench`` come from full runs.
+    ``results/bench`` come from full runs. ``threads``: torch CPU threads; None measures which
+    count is fastest here (:func:`choose_threads`; ``thread_choice`` passes one made before).
+    ``hidden``, ``batch_size`` and ``steps_per_repeat`` override the suite's sizes (throughput,
+    speedup and flops). ``json_path``: also write the suite's rows, as printed, there.
+    ``cold_compile=False`` lets the speedup suite's compiles use inductor's on-disk caches.
     """
     torch_device = resolve_device(device)
-    if threads:
-        torch.set_num_threads(threads)
+    choice = thread_choice or choose_threads(threads, torch_device, quick)
+    torch.set_num_threads(choice["chosen"])
     name = str(torch_device)
-    settings: dict = {"quick": quick, "repeats": repeats, "batch_size": 128}
+    settings: dict = {"quick": quick, "repeats": repeats, "batch_size": batch_size,
+                      "threads": choice}
+
+    def sizes(default, tiny=(8,)):
+        return tuple(hidden) if hidden else (tiny if quick else default)
+
+    def block(default):
+        return steps_per_repeat or (2 if quick else default)
+
     if suite == "throughput":
-        hidden = (8,) if quick else BENCH_HIDDEN
-        rows = throughput_table(hidden, 128, name, repeats, 2 if quick else 10)
+        rows = throughput_table(sizes(BENCH_HIDDEN), batch_size, name, repeats, block(10))
         text = format_table(rows)
     elif suite == "speedup":
-        hidden = (8,) if quick else SPEEDUP_HIDDEN
-        rows = speedup_table(hidden, 128, name, repeats, 2 if quick else 10,
-                             compiled=compiled and not quick)
-        text = "\n".join(f"R={r['hidden']:>4} {r['path']:<10}{r['seq_per_s']:>10,.0f} seq/s "
-                         f"{r['ratio_to_reference']:>6.2f}x reference"
-                         + (f"  (compile {r['compile_s']} s)" if r["compile_s"] else "")
-                         for r in rows)
+        rows = speedup_table(sizes(SPEEDUP_HIDDEN), batch_size, name, repeats, block(10),
+                             compiled=compiled and not quick, cold_compile=cold_compile)
+        settings["compile_cache"] = "cold (caches off)" if cold_compile else "warm (on-disk caches)"
+        text = format_speedup(rows)
+    elif suite == "flops":
+        models = ("fast_weights", "lstm") if quick else None
+        rows = flops_table(models, sizes(BENCH_HIDDEN), batch_size, name, repeats, block(5))
+        text = format_flops(rows)
     elif suite == "cost":
-        hidden, pairs = ((8, 16), (1, 2)) if quick else (COST_HIDDEN, COST_PAIRS)
-        rows = memory_cost_table(hidden, pairs, 128, name, repeats, 1 if quick else 3)
+        hidden_sizes, pairs = ((8, 16), (1, 2)) if quick else (COST_HIDDEN, COST_PAIRS)
+        rows = memory_cost_table(hidden_sizes, pairs, batch_size, name, repeats,
+                                 1 if quick else 3)
         text = "\n".join(f"T={r['seq_len']:>3} H={r['hidden']:>4} {r['memory']:<10}"
-                         f"{r['seq_per_s']:>10,.0f} seq/s" for r in rows)
+                         f"{r['seq_per_s_min']:>9,.0f}{r['seq_per_s']:>9,.0f}"
+                         f"{r['seq_per_s_max']:>9,.0f} seq/s {_mark(r)}" for r in rows)
+        text += "\n" + spread_note(rows)
     elif suite == "sweep":
-        models, hidden = ((("fast_weights", "lstm"), (8,)) if quick
-                          else (("irnn", "lstm", "alstm", "fast_weights"), BENCH_HIDDEN))
-        rows = sweep_throughput(models, hidden, 3, 128, name, repeats, 1 if quick else 4)
+        models, hidden_sizes = ((("fast_weights", "lstm"), (8,)) if quick
+                                else (("irnn", "lstm", "alstm", "fast_weights"), BENCH_HIDDEN))
+        rows = sweep_throughput(models, hidden_sizes, 3, batch_size, name, repeats,
+                                1 if quick else 4)
         settings["grid"] = grid_hours(rows)
         text = "\n".join(f"{r['model']:<13}R={r['hidden']:>4} one by one "
                          f"{r['single_models_per_hour']:>7.1f}/h  batched "
                          f"{r['batched_models_per_hour']:>7.1f}/h ({r['batched_speedup']:.2f}x)"
-                         for r in rows)
+                         f" {_mark(r)}" for r in rows)
         text += (f"\nprojected grid (paper profile, evaluation excluded): "
                  f"{settings['grid']['single_hours']} h one by one, "
-                 f"{settings['grid']['batched_hours']} h batched (one process)")
+                 f"{settings['grid']['batched_hours']} h batched (one process)\n"
+                 + spread_note(rows))
     elif suite == "tta":
         if quick:
             rows = [time_to_accuracy(8, (0.9, 0.5), 20, 10, device=name, num_validation=200)]
@@ -634,14 +945,28 @@ def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = F
             f"<= {t['val_error']:.0%} after {t['updates']} updates / {t['wall_s']} s"
             if t["updates"] else f"<= {t['val_error']:.0%} not reached in {r['max_updates']}"
             for t in r["thresholds"]) for r in rows)
+        text += "\n(one run from scratch: nothing to interleave)"
     else:
         raise ValueError(f"suite must be one of {', '.join(SUITES)}; got {suite!r}")
     document = bench_document(suite, rows, name, settings)
     print(f"{suite} — device: {hardware_label(document)}")
+    print(threads_line(choice))
     print(text)
     if output_dir is not None:
         write_json_atomic(Path(output_dir) / f"{suite}.json", document)
+    if json_path is not None:
+        write_json_atomic(Path(json_path), rows)
     return document
+
+
+def json_paths(json_path, suites) -> dict:
+    """Where ``--json PATH`` puts each suite's rows: PATH itself for one suite, else one file
+    per suite beside it, ``STEM.SUITE.json``."""
+    json_path = Path(json_path)
+    if len(suites) == 1:
+        return {suites[0]: json_path}
+    return {suite: json_path.with_name(f"{json_path.stem}.{suite}{json_path.suffix or '.json'}")
+            for suite in suites}
 
 
 def load_bench(suite: str, directory=None) -> dict | None:
@@ -657,16 +982,19 @@ def load_bench(suite: str, directory=None) -> dict | None:
 
 
 def speedup_summary(document: dict) -> list[str]:
-    """One sentence per R: the eager and compiled paths as multiples of the plain eager path,
-    naming the one ``train`` uses by default."""
+    """One sentence per R: every path as a multiple of the plain eager path (and, where
+    measured, its GFLOP/s and fraction of the matmul rate), naming ``train``'s default."""
     lines = []
     for hidden in sorted({row["hidden"] for row in document["rows"]}):
         rows = {r["path"]: r for r in document["rows"] if r["hidden"] == hidden}
         parts = []
-        for path in ("eager", "compiled"):
+        for path in [p for p in SPEEDUP_PATHS if p != "reference"]:
             if path not in rows:
                 continue
             text = f"{path} path {rows[path]['ratio_to_reference']:.2f}x"
+            if rows[path].get("fraction_at_shape") is not None:
+                text += (f", {rows[path]['gflops']:.1f} GFLOP/s = "
+                         f"{rows[path]['fraction_at_shape']:.0%} of torch.mm at its shape")
             if rows[path].get("compile_s"):
                 text += f" (compile {rows[path]['compile_s']:.0f} s)"
             if rows[path].get("default"):
@@ -675,4 +1003,23 @@ def speedup_summary(document: dict) -> list[str]:
         lines.append(f"R = {hidden}, as multiples of the plain eager reference "
                      f"({rows['reference']['seq_per_s']:,.0f} sequences/s):\n  "
                      + ",\n  ".join(parts))
+    return lines
+
+
+def ideas_summary(document: dict) -> list[str]:
+    """What each idea of the speedup suite gained over the path it builds on, per R:
+    'fused (hand-derived backward ...): 1.20x eager at R = 50, 1.15x at R = 100'."""
+    lines = []
+    for path, (idea, base) in SPEEDUP_PATHS.items():
+        rows = sorted((r for r in document["rows"] if r["path"] == path and r.get("gain")),
+                      key=lambda r: r["hidden"])
+        if not rows:
+            continue
+        gains = ", ".join(f"{r['gain']:.2f}x at R = {r['hidden']}"
+                          + (" (!)" if r.get("unsteady") else "") for r in rows)
+        # beyond ±5% in every row counts; anything nearer 1 is within this machine's noise
+        verdict = ("paid" if all(r["gain"] > 1.05 for r in rows) else
+                   "did not pay" if all(r["gain"] < 0.95 for r in rows) else
+                   "no clear gain (within the noise)")
+        lines.append(f"{path}: {idea}.\n  Against {base}: {gains}: {verdict}.")
     return lines

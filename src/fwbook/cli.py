@@ -6,15 +6,20 @@ Bad values print one clear line and exit with status 2, before anything is writt
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
+from typing import Optional
 
 from .arguments import (non_negative_float, non_negative_int, on_off, positive_float,
                         positive_int, unit_float)
 
+EXIT_FAULT = 1  # disk full, out of memory: one line saying what to do
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +44,7 @@ def check_writable(path: Path) -> None:
 def _add_train(subparsers) -> None:
     from .models import MEMORY_FORMS, MODEL_NAMES
     from .train import LR_SCHEDULES, TrainConfig
-    from .speed import AUTO_COMPILE_MIN_UPDATES, TRAINING_STEPS
+    from .speed import TRAINING_STEPS
 
     defaults = TrainConfig()
     parser = subparsers.add_parser(
@@ -77,24 +82,170 @@ def _add_train(subparsers) -> None:
     parser.add_argument("--data-seed", type=non_negative_int, default=0, help="seed of the data set")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--step", choices=TRAINING_STEPS, default="auto",
-                        help="training step: auto compiles runs of >= "
-                             f"{AUTO_COMPILE_MIN_UPDATES:,} updates on the CPU (not lstm); "
-                             "eager never compiles; compiled always does. Same maths, tested "
-                             "equal (default: %(default)s)")
+                        help="training step: auto compiles on the CPU (not lstm) only when the "
+                             "measured or cached compile time is repaid by the run's length, "
+                             "and records why; eager never compiles; compiled always does. "
+                             "Same maths, tested equal (default: %(default)s)")
     parser.add_argument("--fast-path", action="store_true",
                         help="the same as --step compiled")
     parser.add_argument("--output", type=Path, default=Path("runs/fast_weights_R20.json"),
                         help="run record path (default: %(default)s)")
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint file (default: OUTPUT with .ckpt.pt); resumed if present")
+                        help="checkpoint file (default: OUTPUT with .ckpt.pt); verified "
+                             "(checksum) and resumed if present, deleted once the record is "
+                             "written")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing record at OUTPUT (by default one is never "
+                             "overwritten, unless it is this configuration being resumed)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_train)
 
 
-def _run_train(args, parser) -> int:
-    from .models import ModelConfig
-    from .train import TrainConfig, load_checkpoint, resolve_device, train
+def _nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
+
+def check_new_file(path: Path, option: str, extra_names: tuple[str, ...] = ()) -> None:
+    """Check, creating nothing, that the file ``path`` (and the names in ``extra_names``, kept
+    beside it) can be written: not a folder, its folder a folder or creatable, each name within
+    the file system's limit.
+
+    Raises:
+        ValueError: one line naming ``option`` and the path.
+    """
+    existing = _nearest_existing(path.parent)
+    if existing.is_dir():
+        try:
+            name_max = os.pathconf(existing, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            name_max = 255
+        for name in Path(os.path.abspath(path)).relative_to(existing).parts:
+            if len(os.fsencode(name)) > name_max:
+                raise ValueError(f"{option} {path}: the name {name!r} is "
+                                 f"{len(os.fsencode(name))} bytes; this file system allows "
+                                 f"{name_max}")
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a directory; give a file name such as run.json")
+    if not existing.is_dir():
+        raise ValueError(f"{option} {path} is not writable ({existing} is a file, not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path} is not writable (no permission to write in {existing})")
+    try:
+        read_only = os.statvfs(existing).f_flag & os.ST_RDONLY
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        read_only, name_max = False, 255
+    if read_only:
+        raise ValueError(f"{option} {path} is not writable ({existing} is on a read-only file system)")
+    missing = Path(os.path.abspath(path)).relative_to(existing).parts[:-1]
+    # the file itself, its temporary name (.NAME.xxxxxxxx) and what is kept beside it
+    names = list(missing) + [path.name, f".{path.name}.xxxxxxxx", *extra_names]
+    for name in names:
+        if len(os.fsencode(name)) > name_max:
+            raise ValueError(f"{option} {path}: the name {name!r} (kept beside it) would be "
+                             f"{len(os.fsencode(name))} bytes; this file system allows "
+                             f"{name_max}: choose a shorter name")
+    if existing == Path(os.path.abspath(path.parent)):
+        try:
+            with tempfile.NamedTemporaryFile(dir=existing, prefix=".fwbook-probe-"):
+                pass
+        except OSError as error:
+            raise ValueError(f"{option} {path} is not writable ({error.strerror or error})") from None
+
+
+def _available_memory() -> Optional[int]:
+    """Bytes this process may still allocate: the least of free RAM, the cgroup's limit and
+    the address-space limit (None when nothing is known)."""
+    limits = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limits.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        maximum = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if maximum != "max":
+            current = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            limits.append(int(maximum) - current)
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            pages = int(Path("/proc/self/statm").read_text().split()[0])
+            limits.append(soft - pages * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, ImportError):
+        pass
+    return min(limits) if limits else None
+
+
+def check_memory(config) -> None:
+    """Refuse a model whose parameters, gradients and Adam state alone exceed free memory."""
+    import torch
+
+    from .models import build_model
+
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        parameters = sum(p.numel() for p in build_model(config.model).parameters())
+    needed = 4 * 4 * parameters  # float32 weights, gradients, Adam's two moments
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise ValueError(f"--hidden {config.model.hidden}: the {config.model.model} model has "
+                         f"{parameters:,} parameters, which need {needed / 2**30:,.1f} GiB for "
+                         f"weights, gradients and Adam's state; {available / 2**30:,.1f} GiB of "
+                         f"memory is available")
+
+
+def check_output_record(output: Path, config, checkpoint: Path, overwrite: bool):
+    """What is at ``--output`` already, and whether it may be replaced.
+
+    Returns:
+        None when the run may go ahead, or the finished record of this very configuration
+        (nothing to do).
+    Raises:
+        ValueError: the file is not a run record, or holds another configuration, and
+            ``overwrite`` is false.
+    """
+    from .records import config_hash, read_record
+
+    if not output.exists() or overwrite:
+        return None
+    try:
+        record = read_record(output)
+    except (ValueError, OSError) as error:
+        reason = "not JSON text" if isinstance(error, UnicodeDecodeError) else (
+            "no 'config' field" if "no 'config' field" in str(error) else
+            "not valid JSON: truncated or damaged" if isinstance(error, ValueError)
+            else error.strerror or str(error))
+        raise ValueError(f"--output {output} exists and is not a fwbook run record ({reason}); "
+                         f"move it away, or pass --overwrite to replace it") from None
+    wanted = config_hash(config.to_dict())
+    found = record.get("config_hash") or config_hash(record["config"])
+    if found != wanted:
+        from .sweep import _config_differences
+
+        raise ValueError(f"--output {output} holds another run (differs in "
+                         f"{_config_differences(record['config'], config.to_dict())}); choose "
+                         f"another --output, or pass --overwrite to replace it")
+    if checkpoint.exists():
+        return None  # the same configuration, being resumed
+    return record
+
+
+def _run_train(args, parser) -> int:
+    from .checkpoints import UnverifiedCheckpointWarning
+    from .locks import RunLocked, held_lock
+    from .models import ModelConfig
+    from .train import (TrainConfig, TrainingFault, TrainingInterrupted, load_checkpoint,
+                        resolve_device, train)
+
+    # 1. bad input: one line, exit 2, before anything is created, changed or deleted
     try:
         model = ModelConfig(model=args.model, hidden=args.hidden, decay=args.decay,
                             fast_lr=args.fast_lr, inner_steps=args.inner_steps,
@@ -109,19 +260,87 @@ def _run_train(args, parser) -> int:
             raise ValueError("--fast-path and --step eager contradict each other")
         resolve_device(args.device)
         output = args.output
-        check_writable(output)
         checkpoint = args.checkpoint or output.with_name(output.name + ".ckpt.pt")
-        check_writable(checkpoint)
-        if checkpoint.exists():
-            load_checkpoint(checkpoint, config)  # a corrupt or foreign checkpoint fails here
-            print(f"resuming from {checkpoint}", file=sys.stderr)
+        lock = output.with_name(output.name + ".lock")
+        check_new_file(output, "--output", (lock.name,))
+        check_new_file(checkpoint, "--checkpoint" if args.checkpoint else
+                       "--output (its checkpoint)")
+        if os.path.abspath(checkpoint) == os.path.abspath(output) or (
+                checkpoint.exists() and output.exists() and checkpoint.samefile(output)):
+            raise ValueError(f"--checkpoint {checkpoint} is the --output file; a checkpoint is "
+                             f"deleted once the record is written: give another name")
+        check_memory(config)
+        done = check_output_record(output, config, checkpoint, args.overwrite)
+        if done is None and checkpoint.exists():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UnverifiedCheckpointWarning)
+                load_checkpoint(checkpoint, config)  # damaged or foreign: refused, kept
     except ValueError as error:
         parser.error(str(error))
-    record = train(config, output=output, device=args.device, checkpoint=checkpoint,
-                   quiet=args.quiet, step=step)
+    if done is not None:
+        return _report(done, output, already=True)
+
+    # 2. one process per output; checks repeated under the lock (another may have finished)
+    try:
+        with held_lock(lock, str(output)):
+            try:
+                done = check_output_record(output, config, checkpoint, args.overwrite)
+                if done is not None:
+                    return _report(done, output, already=True)
+                if checkpoint.exists():
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UnverifiedCheckpointWarning)
+                        state = load_checkpoint(checkpoint, config)
+                    print(f"resuming from {checkpoint} at update {state['step']:,}",
+                          file=sys.stderr)
+            except ValueError as error:
+                parser.error(str(error))
+            record = train(config, output=output, device=args.device, checkpoint=checkpoint,
+                           quiet=args.quiet, step=step)
+    except RunLocked as error:
+        parser.error(str(error))
+    except TrainingInterrupted as interrupted:
+        print(f"fwbook train: interrupted at update {interrupted.step:,}; run the same command "
+              f"to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"fwbook train: interrupted at update {_checkpoint_step(checkpoint):,}; run the "
+              f"same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TrainingFault as fault:
+        print(f"fwbook train: {fault.args[0]}", file=sys.stderr)
+        return EXIT_FAULT
+    except (MemoryError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not any(
+                text in str(error) for text in ("can't allocate memory", "out of memory")):
+            raise
+        print(f"fwbook train: out of memory ({type(error).__name__}); choose a smaller --hidden "
+              f"or --batch; the checkpoint {checkpoint} (if any) is kept", file=sys.stderr)
+        return EXIT_FAULT
+    return _report(record, output)
+
+
+def _checkpoint_step(checkpoint: Path) -> int:
+    """The update a checkpoint holds (0 when there is none or it cannot be read)."""
+    from .checkpoints import read_checkpoint
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(read_checkpoint(checkpoint)["step"]) if checkpoint.exists() else 0
+    except Exception:  # noqa: BLE001 - only for the message
+        return 0
+
+
+def _report(record: dict, output: Path, already: bool = False) -> int:
     if record["status"] != "completed":
-        print(f"fwbook train: {record['message']}; record written to {output}", file=sys.stderr)
+        print(f"fwbook train: {record['message']}; record "
+              f"{'already in' if already else 'written to'} {output}", file=sys.stderr)
         return EXIT_DIVERGED
+    if already:
+        print(f"fwbook train: {output} already holds this run (test error "
+              f"{record['test_error']:.2%}); nothing to do (--overwrite trains it again)")
+        return 0
     print(f"test error {record['test_error']:.2%}  (validation {record['final_val_error']:.2%}, "
           f"{record['steps_done']} updates, {record['wall_s']:.0f} s on {record['device']['type']})"
           f"  record: {output}")
@@ -129,26 +348,31 @@ def _run_train(args, parser) -> int:
 
 
 def _add_bench(subparsers) -> None:
-    from .bench import BENCH_HIDDEN, SUITES
+    from .bench import SUITES
 
     parser = subparsers.add_parser(
-        "bench", help="training throughput of fast weights (Eq. 4 and explicit) and LSTM",
-        description="Measure training throughput (sequences/s; forward + backward + Adam) of "
-                    "fast weights in the Eq. 4 and explicit forms and of nn.LSTM, all in one "
-                    "run so the ratios are meaningful.")
-    parser.add_argument("--hidden", type=positive_int, nargs="+", default=list(BENCH_HIDDEN),
-                        help="R values (default: 20 50 100)")
+        "bench", help="training throughput, the fast paths, FLOPs against the machine's limit",
+        description="Measure training throughput (sequences/s; forward + backward + Adam). "
+                    "Every suite times the rows it compares in interleaved blocks and prints "
+                    "min / median / max, flagging rows whose spread is too wide to trust; the "
+                    "torch thread count is measured and chosen unless --threads is given.")
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=None,
+                        help="R values (default: the suite's; throughput: 20 50 100)")
     parser.add_argument("--batch", type=positive_int, default=128, help="(default: 128)")
-    parser.add_argument("--repeats", type=positive_int, default=5, help="timed blocks; the median is reported")
-    parser.add_argument("--steps", type=positive_int, default=20, help="updates per timed block")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--repeats", type=positive_int, default=5,
+                        help="timed blocks per row (default: 5)")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="updates per timed block (default: the suite's)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch CPU threads (default: measure 1 and 2, use the faster)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
-    parser.add_argument("--suite", choices=("throughput",) + tuple(s for s in SUITES
-                                                                 if s != "throughput") + ("all",),
-                        default="throughput",
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the rows of the suite that ran as JSON here (with "
+                             "--suite all: one file per suite, PATH's stem + .SUITE.json)")
+    parser.add_argument("--suite", choices=SUITES + ("all",), default="throughput",
                         help="throughput (default): FW Eq. 4 / explicit / LSTM table; speedup: "
-                             "default and compiled paths against the plain eager reference; "
+                             "the FW training paths against the plain eager reference; flops: "
+                             "FLOPs per update and the fraction of the machine's matmul rate; "
                              "cost: explicit vs Eq. 4 against H and T; sweep: Table 1 models per "
                              "hour, one by one and batched; tta: FW R=20 time to 5%% and 2%% "
                              "validation error; all: every suite")
@@ -157,38 +381,35 @@ def _add_bench(subparsers) -> None:
                              "(e.g. results/bench)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds, for checks")
     parser.add_argument("--no-compile", action="store_true",
-                        help="speedup suite without the compiled path (compiling takes minutes)")
+                        help="speedup suite without the compiled paths (compiling takes minutes)")
+    parser.add_argument("--warm-compile", action="store_true",
+                        help="speedup suite: let compiling reuse inductor's on-disk caches "
+                             "(default: time it cold, as on a machine that never compiled it)")
     parser.set_defaults(handler=_run_bench)
 
 
 def _run_bench(args, parser) -> int:
-    from .bench import run_bench
+    from .bench import SUITES, choose_threads, json_paths, run_suite
     from .train import resolve_device
 
-    try:
-        resolve_device(args.device)
-        if args.json is not None:
-            check_writable(args.json)
-    except ValueError as error:
-        parser.error(str(error))
-    if args.suite == "throughput" and args.output_dir is None and not args.quick:
-        run_bench(args.hidden, args.batch, args.device, args.repeats, args.steps, args.json,
-                  args.threads)
-        return 0
-    from .bench import SUITES, run_suite
-
     suites = SUITES if args.suite == "all" else (args.suite,)
+    outputs = json_paths(args.json, suites) if args.json is not None else {}
     try:
+        device = resolve_device(args.device)
+        for path in outputs.values():
+            check_writable(path)
         if args.output_dir is not None:
             check_writable(args.output_dir / "probe.json")
     except ValueError as error:
         parser.error(str(error))
+    choice = choose_threads(args.threads, device, args.quick)  # once, for every suite
     for suite in suites:
-        document = run_suite(suite, args.device, args.output_dir, args.quick, args.threads,
-                             args.repeats, compiled=not args.no_compile)
-        if suite == "throughput" and args.json is not None:
-            from .records import write_json_atomic
-            write_json_atomic(args.json, document["rows"])
+        run_suite(suite, args.device, args.output_dir, args.quick, args.threads, args.repeats,
+                  compiled=not args.no_compile, hidden=args.hidden, batch_size=args.batch,
+                  steps_per_repeat=args.steps, json_path=outputs.get(suite),
+                  thread_choice=choice, cold_compile=not args.warm_compile)
+        if suite in outputs:
+            print(f"rows written to {outputs[suite]}")
         print()
     return 0
 
@@ -220,7 +441,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     subparser = parser._subparsers._group_actions[0].choices[args.command]
-    return args.handler(args, subparser)
+    try:
+        return args.handler(args, subparser)
+    except KeyboardInterrupt:  # train reports its own; this is any other command's Ctrl-C
+        print(f"fwbook {args.command}: interrupted; run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -68,6 +68,9 @@ def model_spec(model: torch.nn.Module, name: str, label: str, num_pairs: Optiona
     config = model.config.to_dict()
     if config["model"] != "fast_weights":
         raise ValueError(f"the browser explorer runs fast-weights models only, got {config['model']!r}")
+    if config.get("input_embedding"):
+        raise ValueError("the browser explorer reads one-hot input only (C x(t) is a row of C); "
+                         "this model has a learned input embedding")
     state = model.state_dict()
     names = [key for key in state if key in CORE_PARAMETERS or (readout and key.startswith("readout."))]
     return {"name": name, "label": label, "config": config, "num_pairs": num_pairs,

@@ -57,7 +57,7 @@ def explicit_fast_weights(model: FastWeightsRNN, text: str = DEFAULT_TEXT
     core.load_state_dict(source.state_dict())  # W and the layer norm
     tokens = encode(text)  # (T,)
     with torch.no_grad():
-        drive = model.input_weight[tokens] + model.bias  # (T, H)  C x(t) + b
+        drive = model.projected_input(tokens, model.input_weight, model.bias)  # (T, H)  C x(t) + b
         state = core.initial_state(1, drive)
         matrices, states = [], []
         for t in range(drive.shape[0]):
@@ -215,7 +215,7 @@ def inner_loop_trajectory(model: FastWeightsRNN, text: str = DEFAULT_TEXT) -> "p
     tokens = encode(text)
     rows = []
     with torch.no_grad():
-        drive = model.input_weight[tokens] + model.bias  # (T, H)
+        drive = model.projected_input(tokens, model.input_weight, model.bias)  # (T, H)
         state = core.initial_state(1, drive)
         for t in range(drive.shape[0]):
             slow = state.h @ core.recurrent.T + drive[t].unsqueeze(0)  # (1, H)  W h(t) + C x(t)

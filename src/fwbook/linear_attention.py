@@ -144,7 +144,7 @@ def fast_weights_as_linear_attention(model: torch.nn.Module, tokens: torch.Tenso
     core = copy.deepcopy(model.core)
     core.memory = "explicit"
     with torch.no_grad():
-        drive = model.input_weight[tokens] + model.bias  # (B, T, H)  C x(t) + b
+        drive = model.projected_input(tokens, model.input_weight, model.bias)  # (B, T, H)  C x(t) + b
         state = core.initial_state(tokens.shape[0], drive)
         queries, hidden, fast_terms = [], [], []
         for t in range(tokens.shape[1]):

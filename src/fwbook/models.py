@@ -29,6 +29,10 @@ from .data import VOCAB_SIZE
 MODEL_NAMES = ("fast_weights", "irnn", "ln_irnn", "lstm", "alstm")
 MEMORY_FORMS = ("efficient", "explicit")
 READOUT_HIDDEN = 100  # units of the ReLU layer between the last hidden state and the softmax
+# Fields added to ModelConfig after records were committed, with the default that reproduces
+# the model those records were trained with. At that default a field is left out of
+# ``to_dict()`` (and so of every ``config_hash``): existing records keep their hashes.
+LATER_FIELDS = {"input_embedding": 0}
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,10 @@ class ModelConfig:
     vocab_size: int = VOCAB_SIZE
     num_classes: int = VOCAB_SIZE
     readout_hidden: int = READOUT_HIDDEN
+    # Input processing before the recurrent layer, shared by every model: 0 feeds the one-hot
+    # x(t) straight into C (what every record before the fair protocol used); E > 0 first maps
+    # the token to a learned E-d embedding e(t) (N(0, 1) initialisation), and C reads e(t).
+    input_embedding: int = 0
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
@@ -65,9 +73,23 @@ class ModelConfig:
             raise ValueError(f"memory must be one of {', '.join(MEMORY_FORMS)}; got {self.memory!r}")
         if self.recurrent_init is not None and float(self.recurrent_init) < 0:
             raise ValueError(f"recurrent_init must be >= 0 or None, got {self.recurrent_init!r}")
+        value = self.input_embedding
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"input_embedding must be an integer >= 0 (0: one-hot input), "
+                             f"got {value!r}")
+
+    @property
+    def input_size(self) -> int:
+        """Width of what ``C`` reads: the embedding size, or the vocabulary for one-hot x."""
+        return self.input_embedding or self.vocab_size
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All fields, except those of :data:`LATER_FIELDS` still at their default."""
+        payload = asdict(self)
+        for name, default in LATER_FIELDS.items():
+            if payload[name] == default:
+                del payload[name]
+        return payload
 
 
 @dataclass
@@ -264,6 +286,18 @@ class RecurrentClassifier(nn.Module):
         self.readout = nn.Sequential(
             nn.Linear(hidden, config.readout_hidden), nn.ReLU(),
             nn.Linear(config.readout_hidden, config.num_classes))
+        # e(t) (V -> E), only with input processing: the one-hot models keep their parameters
+        # (and their initialisation's random numbers) exactly as before
+        self.embedding = (nn.Embedding(config.vocab_size, config.input_embedding)
+                          if config.input_embedding else None)
+
+    def projected_input(self, tokens: torch.Tensor, weight: torch.Tensor,
+                        bias: torch.Tensor) -> torch.Tensor:
+        """``C x(t) + b`` (B, T, out) for tokens (B, T): a row of ``weight`` (V, out) for one-hot
+        x, or ``e(t) @ weight`` (E, out) after the learned embedding."""
+        if self.embedding is None:
+            return weight[tokens] + bias  # one-hot x: C x(t) is the token's row of Cᵀ
+        return self.embedding(tokens) @ weight + bias  # (B, T, E) @ (E, out)
 
     def encode(self, tokens: torch.Tensor, record: bool = False
                ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -294,7 +328,7 @@ class FastWeightsRNN(RecurrentClassifier):
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         hidden = config.hidden
-        self.input_weight = nn.Parameter(torch.empty(config.vocab_size, hidden))  # Cᵀ (I, H)
+        self.input_weight = nn.Parameter(torch.empty(config.input_size, hidden))  # Cᵀ (I, H)
         _init_input_weight(self.input_weight, hidden)
         self.bias = nn.Parameter(torch.zeros(hidden))
         scale = 0.05 if config.recurrent_init is None else config.recurrent_init
@@ -302,7 +336,7 @@ class FastWeightsRNN(RecurrentClassifier):
                                     config.layer_norm, config.memory, scale)
 
     def encode(self, tokens, record=False):
-        drive = self.input_weight[tokens] + self.bias  # (B, T, H)  C x(t) + b for one-hot x
+        drive = self.projected_input(tokens, self.input_weight, self.bias)  # (B, T, H)  C x(t) + b
         return self.core(drive, record)
 
 
@@ -316,7 +350,7 @@ class IRNN(RecurrentClassifier):
     def __init__(self, config: ModelConfig, layer_norm: bool = False):
         super().__init__(config)
         hidden = config.hidden
-        self.input_weight = nn.Parameter(torch.empty(config.vocab_size, hidden))  # Cᵀ (I, H)
+        self.input_weight = nn.Parameter(torch.empty(config.input_size, hidden))  # Cᵀ (I, H)
         _init_input_weight(self.input_weight, hidden)
         self.bias = nn.Parameter(torch.zeros(hidden))
         scale = 1.0 if config.recurrent_init is None else config.recurrent_init
@@ -324,7 +358,7 @@ class IRNN(RecurrentClassifier):
         self.norm = nn.LayerNorm(hidden) if layer_norm else nn.Identity()
 
     def encode(self, tokens, record=False):
-        drive = self.input_weight[tokens] + self.bias  # (B, T, H)
+        drive = self.projected_input(tokens, self.input_weight, self.bias)  # (B, T, H)
         h = drive.new_zeros(drive.shape[0], drive.shape[2])  # (B, H)
         outputs = []
         for t in range(drive.shape[1]):
@@ -334,14 +368,17 @@ class IRNN(RecurrentClassifier):
 
 
 class LSTMClassifier(RecurrentClassifier):
-    """``nn.LSTM`` over one-hot inputs, with the shared read-out."""
+    """``nn.LSTM`` over one-hot inputs (or the learned embedding), with the shared read-out."""
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        self.lstm = nn.LSTM(config.vocab_size, config.hidden, batch_first=True)
+        self.lstm = nn.LSTM(config.input_size, config.hidden, batch_first=True)
 
     def encode(self, tokens, record=False):
-        inputs = F.one_hot(tokens, self.config.vocab_size).to(self.lstm.weight_ih_l0.dtype)
+        if self.embedding is not None:
+            inputs = self.embedding(tokens)  # (B, T, E)
+        else:
+            inputs = F.one_hot(tokens, self.config.vocab_size).to(self.lstm.weight_ih_l0.dtype)
         states, _ = self.lstm(inputs)  # (B, T, H)
         return states, None
 

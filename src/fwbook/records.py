@@ -73,21 +73,34 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def write_json_atomic(path: str | os.PathLike, payload: dict | list) -> Path:
-    """Write JSON to ``path`` via a temporary file in the same folder and a rename."""
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a uniquely named temporary file in the same folder.
+
+    The temporary file (``.<name>.<random>``) is flushed to disk and renamed over ``path``, so
+    a reader sees the old file or the new one, never half of one; two writers never share a
+    temporary name. On any failure (disk full, a signal) the temporary file is removed and the
+    error re-raised; ``path`` is then untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(payload, stream, indent=1, sort_keys=False)
-            stream.write("\n")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)  # mkstemp makes 0600; records are for everyone to read
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | os.PathLike, payload: dict | list) -> Path:
+    """Write JSON to ``path`` atomically (see :func:`write_bytes_atomic`)."""
+    text = json.dumps(payload, indent=1, sort_keys=False) + "\n"
+    return write_bytes_atomic(path, text.encode())
 
 
 def write_record(path: str | os.PathLike, record: dict) -> Path:
@@ -99,7 +112,10 @@ def read_record(path: str | os.PathLike) -> dict:
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"run record {path} is not valid JSON: {error}") from None
+        raise ValueError(f"run record {path} is not valid JSON ({error}); it may be "
+                         f"truncated") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a fwbook run record (binary, not JSON text)") from None
     if not isinstance(record, dict) or "config" not in record:
         raise ValueError(f"{path} is not a fwbook run record (no 'config' field)")
     return record

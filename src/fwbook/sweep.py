@@ -24,6 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Optional
 
+from .locks import RunLocked, acquire_lock, release_lock  # noqa: F401 - RunLocked re-exported
 from .records import REPO_ROOT, config_hash, read_record, write_record
 from .train import TrainConfig, train
 
@@ -101,42 +102,6 @@ def _config_differences(old: dict, new: dict, prefix: str = "") -> str:
     return ", ".join(names)
 
 
-class RunLocked(RuntimeError):
-    """Another live process is training this run right now."""
-
-
-def _acquire_lock(lock: Path) -> None:
-    """Claim ``lock`` for this process; a lock left by a dead process is taken over."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                owner = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                owner = 0
-            if owner and owner != os.getpid() and _alive(owner):
-                raise RunLocked(f"process {owner} is training this run ({lock}); two sweeps "
-                                f"must never train one run (see `fwbook sweep --skip`)") from None
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(handle, "w") as stream:
-            stream.write(str(os.getpid()))
-        return
-    raise RunLocked(f"could not claim {lock}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _run_one(name: str, config_dict: dict, directory: str, checkpoint_file: str,
              profile: Optional[str], device: str, step: str = "auto") -> dict:
     """Train one run (in a worker process) and write its record; returns the record.
@@ -148,7 +113,7 @@ def _run_one(name: str, config_dict: dict, directory: str, checkpoint_file: str,
     torch.set_num_threads(1)
     config = TrainConfig.from_dict(config_dict)
     lock = Path(f"{checkpoint_file}.lock")
-    _acquire_lock(lock)
+    acquire_lock(lock, "this run")
     try:
         existing = existing_record(directory, name, config)
         if existing is not None:  # finished by another process since this sweep started
@@ -159,7 +124,7 @@ def _run_one(name: str, config_dict: dict, directory: str, checkpoint_file: str,
         write_record(record_path(directory, name), record)
         return record
     finally:
-        lock.unlink(missing_ok=True)
+        release_lock(lock)
 
 
 def _worker_init() -> None:
@@ -302,11 +267,15 @@ def checkpoint_progress(checkpoint_dir: str | os.PathLike, name: str, config: Tr
     path = checkpoint_path(checkpoint_dir, name, config)
     if not path.exists():
         return None
-    import torch
+    import warnings
+
+    from .checkpoints import read_checkpoint
 
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
-    except Exception:  # noqa: BLE001 - being written, or damaged: train() reports that itself
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(read_checkpoint(path)["step"])
+    except Exception:  # noqa: BLE001 - damaged: train() reports that itself
         return None
 
 

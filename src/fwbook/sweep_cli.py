@@ -14,8 +14,10 @@ from pathlib import Path
 from .arguments import non_negative_int, positive_int
 from .records import REPO_ROOT
 
-GRIDS = ("table1", "ablations")
-DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations"}
+GRIDS = ("table1", "ablations", "fair")
+BACKENDS = ("local", "ray")
+DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations",
+                       "fair": "results/fair"}
 
 
 def add_parser(subparsers, parser_class) -> None:
@@ -28,7 +30,8 @@ def add_parser(subparsers, parser_class) -> None:
                     "half-done run, from its checkpoint) resumes where it stopped. One JSON "
                     "record per run under DIRECTORY.")
     parser.add_argument("grid", choices=GRIDS, help="table1: IRNN, LSTM, A-LSTM, fast weights "
-                        "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid")
+                        "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid; fair: Table 1 "
+                        "under the fair-controls protocol (fwbook.fair; one run at a time)")
     parser.add_argument("--profile", choices=PROFILES, default="paper",
                         help="budget of every run (default: %(default)s)")
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2],
@@ -59,6 +62,15 @@ def add_parser(subparsers, parser_class) -> None:
     parser.add_argument("--step", choices=TRAINING_STEPS, default="auto",
                         help="training step of every run: auto compiles long CPU runs (not "
                              "lstm); the same maths either way (default: %(default)s)")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="local: worker processes on this machine (default); ray: each run "
+                             "a Ray task, on an embedded Ray here or on the cluster at --address")
+    parser.add_argument("--address", default=None, metavar="HOST:PORT",
+                        help="--backend ray: join the Ray cluster whose head listens there "
+                             "(default: $RAY_ADDRESS, else an embedded Ray on this machine)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                        help="device of every run; with --backend ray a cuda run gets a GPU of "
+                             "its own (default: %(default)s)")
     parser.set_defaults(handler=run)
 
 
@@ -78,14 +90,37 @@ def grid_configs(grid: str, profile: str, seeds: tuple[int, ...]) -> dict:
     return ablation_configs(profile, tuple(seeds))
 
 
+def _check_readme(readme: Path, parser) -> None:
+    """Refuse, before any work, a --readme that is missing or lacks the table1 markers."""
+    from .results import README_END, README_START, replace_marked_block
+
+    if not readme.is_file():
+        parser.error(f"--readme {readme}: no such file")
+    try:
+        replace_marked_block(readme.read_text(), "")
+    except UnicodeDecodeError:
+        parser.error(f"--readme {readme} is not a text file")
+    except ValueError:
+        parser.error(f"--readme {readme} has no table block: expected one {README_START} "
+                     f"followed by one {README_END}")
+
+
 def run(args, parser) -> int:
     from .sweep import SweepConfigMismatch, SweepFailed, git_commit_record, run_sweep, sweep_status
 
+    sweep_function = _backend(args, parser)
     if args.readme is not None and args.grid != "table1":
         parser.error("--readme only applies to the table1 grid")
-    if args.readme is not None and not args.readme.is_file():
-        parser.error(f"--readme {args.readme}: no such file")
+    if args.readme is not None:
+        _check_readme(args.readme, parser)
     directory = args.directory or REPO_ROOT / DEFAULT_DIRECTORIES[args.grid]
+    if directory.exists() and not directory.is_dir():
+        parser.error(f"--directory {directory} is a file, not a folder of run records")
+    if args.no_train and args.readme is not None and not directory.is_dir():
+        parser.error(f"--directory {directory} does not exist: no records to build the table "
+                     f"from, so {args.readme} is left as it is")
+    if args.grid == "fair":
+        return run_fair_grid(args, parser)
     try:
         configs = grid_configs(args.grid, args.profile, tuple(args.seeds))
     except ValueError as error:
@@ -104,6 +139,12 @@ def run(args, parser) -> int:
         status = sweep_status(configs, directory)
     except SweepConfigMismatch as error:
         parser.error(str(error))
+    except ValueError as error:  # a truncated or binary record
+        parser.error(f"{error}; move it away to retrain that run")
+    if args.no_train and args.readme is not None and not status["done"]:
+        parser.error(f"--directory {directory} holds no {args.grid} records of the "
+                     f"{args.profile} profile: rewriting {args.readme} would mark every cell "
+                     f"'not run yet', so it is left as it is")
     if args.status:
         print(f"{args.grid} ({args.profile}): {len(status['done'])} of {len(configs)} runs done "
               f"in {directory}, {status['wall_s'] / 3600:.2f} h of training")
@@ -131,8 +172,9 @@ def run(args, parser) -> int:
                                         f"test error {shown}")
 
         try:
-            run_sweep(configs, directory, workers=args.workers, profile=args.profile,
-                      quiet=args.quiet, on_record=commit, step=args.step)
+            sweep_function(configs, directory, workers=args.workers, profile=args.profile,
+                           quiet=args.quiet, on_record=commit, step=args.step,
+                           device=args.device)
         except SweepFailed as error:
             print(f"fwbook sweep: {error}")
             return 1
@@ -141,4 +183,92 @@ def run(args, parser) -> int:
 
         write_readme_block(args.readme, directory)
         print(f"rewrote the table1 block of {args.readme}")
+    return 0
+
+
+def _backend(args, parser):
+    """The sweep function of ``--backend``: ``run_sweep``, or ``run_sweep_ray`` bound to the
+    checked ``--address`` and turning an unreachable cluster into one usage line (exit 2).
+    Ray is imported only here, and only for ``--backend ray``."""
+    if args.backend == "local":
+        if args.address is not None:
+            parser.error("--address only applies to --backend ray")
+        from .sweep import run_sweep
+
+        return run_sweep
+    from .sweep_ray import RayUnreachable, resolve_address, run_sweep_ray
+
+    try:
+        address = resolve_address(args.address)
+    except ValueError as error:
+        parser.error(f"--address: {error}")
+
+    def sweep_on_ray(*positional, **keywords):
+        try:
+            return run_sweep_ray(*positional, address=address, **keywords)
+        except RayUnreachable as error:
+            parser.error(str(error))
+
+    return sweep_on_ray
+
+
+def run_fair_grid(args, parser) -> int:
+    """``sweep fair``: the protocol of :mod:`fwbook.fair`, one run at a time in its order."""
+    from .fair import fair_plan, run_fair
+    from .sweep import (SweepConfigMismatch, checkpoint_progress, default_checkpoint_dir,
+                        existing_record, git_commit_record)
+
+    directory = args.directory or REPO_ROOT / DEFAULT_DIRECTORIES["fair"]
+    seeds = tuple(args.seeds)
+    try:
+        plan, waiting = fair_plan(directory, args.profile, seeds=seeds)
+    except SweepConfigMismatch as error:
+        parser.error(str(error))
+    for option in ("only", "skip"):
+        names = getattr(args, option) or []
+        unknown = [name for name in names if name not in plan]
+        if unknown:
+            parser.error(f"--{option}: not in the fair plan (yet): {', '.join(unknown)}")
+    if args.status:
+        checkpoints = default_checkpoint_dir(directory)
+        done = 0
+        lines = []
+        for name, config in plan.items():
+            try:
+                record = existing_record(directory, name, config)
+            except SweepConfigMismatch as error:
+                parser.error(str(error))
+            if record is not None:
+                done += 1
+                lines.append(f"  done  {name}")
+                continue
+            step = checkpoint_progress(checkpoints, name, config)
+            lines.append(f"  todo  {name}" + (f"  (checkpoint at update {step:,} of "
+                                               f"{config.steps:,})" if step else ""))
+        print(f"fair ({args.profile}): {done} of {len(plan)} planned runs done in {directory}")
+        print("\n".join(lines))
+        for cell in waiting:
+            print(f"  later {cell}: its other seeds, once its learning rates have finished")
+        return 0
+    if args.no_train:
+        return 0
+    if args.workers not in (None, 1):
+        print("fwbook sweep fair: trains one run at a time (its plan depends on finished "
+              "runs); --workers is ignored")
+
+    def commit(name, record, path):
+        if args.commit:
+            error = record.get("test_error")
+            shown = f"{100 * error:.2f}%" if error is not None else record.get("status")
+            git_commit_record(path, f"results/fair: {name} ({args.profile}), test error {shown}")
+
+    result = run_fair(directory, args.profile, seeds=seeds,
+                      only=set(args.only) if args.only else None,
+                      skip=set(args.skip) if args.skip else None, limit=args.limit,
+                      quiet=args.quiet, step=args.step, on_record=commit)
+    if result["failed"]:
+        lines = "; ".join(f"{name}: {message}" for name, message in result["failed"].items())
+        print(f"fwbook sweep: {len(result['failed'])} runs failed ({lines}); run the sweep "
+              f"again to retry")
+        return 1
     return 0

@@ -8,8 +8,11 @@ resumed and ends with the same record (bar wall time) as one never interrupted.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -21,11 +24,17 @@ import torch.nn.functional as F
 
 from .data import PAPER_NUM_PAIRS, PAPER_SPLIT_SIZES, RetrievalSplit, make_splits
 from .models import ModelConfig, build_model
+from .checkpoints import CheckpointDamaged, read_checkpoint, save_checkpoint
 from .records import RECORD_SCHEMA, config_hash, provenance, thin_curve, write_record
 
 LR_SCHEDULES = ("constant", "cosine")
+MAX_SEED = 2**32 - 1  # seeds are offset (data: seed * 1000 + split) and must stay in 64 bits
 # Cross-entropy over 37 classes starts near ln 37 = 3.6; a loss above this means the run blew up.
 DIVERGED_LOSS = 1e3
+# Fields added to TrainConfig after records were committed, with the default that reproduces
+# the runs of those records; at that default a field is left out of ``to_dict()`` (and so of
+# ``config_hash``), so existing records keep their hashes (tests/test_records_hash.py).
+LATER_TRAIN_FIELDS = {"patience": 0, "min_steps": 0}
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,12 @@ class TrainConfig:
     # always use the compiled step (fwbook.speed), tested equal to the plain one; False leaves
     # the choice to train(step="auto"), which compiles long CPU runs (kept for old records)
     fast_path: bool = False
+    # Early stopping on validation error: stop once `patience` updates have passed without a
+    # new lowest validation error (never before `min_steps`), then restore the parameters of
+    # that lowest point before the test set is read. 0: train for exactly `steps` updates and
+    # keep the last parameters (every record before the fair protocol). `steps` is the cap.
+    patience: int = 0
+    min_steps: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -59,10 +74,18 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("seed", "data_seed", "checkpoint_every"):
+        for name in ("seed", "data_seed", "checkpoint_every", "patience", "min_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        for name in ("seed", "data_seed"):  # torch generators take 64-bit seeds, offset below
+            if getattr(self, name) > MAX_SEED:
+                raise ValueError(f"{name} must be an integer from 0 to {MAX_SEED}, "
+                                 f"got {getattr(self, name)}")
+        if self.batch_size > self.num_train:
+            raise ValueError(f"batch_size (--batch) {self.batch_size} is larger than num_train "
+                             f"(--train-size) {self.num_train}: a mini-batch cannot hold more "
+                             f"sequences than the training set")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -72,9 +95,19 @@ class TrainConfig:
             raise ValueError(f"clip_norm must be > 0 or None (no clipping), got {self.clip_norm!r}")
         if not 1 <= self.num_pairs <= 26:
             raise ValueError(f"num_pairs (K) must be from 1 to 26, got {self.num_pairs!r}")
+        if self.patience and self.patience % self.eval_every:
+            raise ValueError(f"patience ({self.patience}) must be a multiple of eval_every "
+                             f"({self.eval_every}): validation error is measured only there")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All fields (the model's through ``ModelConfig.to_dict``), except those of
+        :data:`LATER_TRAIN_FIELDS` still at their default: the dict ``config_hash`` hashes."""
+        payload = asdict(self)
+        payload["model"] = self.model.to_dict()
+        for name, default in LATER_TRAIN_FIELDS.items():
+            if payload[name] == default:
+                del payload[name]
+        return payload
 
     @classmethod
     def from_dict(cls, payload: dict) -> "TrainConfig":
@@ -165,39 +198,114 @@ def _learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def _checkpoint_payload(step, model, optimizer, order_generator, permutation, position,
-                        curves, last_finite, config, elapsed_s) -> dict:
+                        curves, last_finite, config, elapsed_s, interval_losses, norm_sum,
+                        interval, training_step, best=None) -> dict:
+    losses = (torch.stack(interval_losses).cpu() if interval_losses
+              else torch.zeros(0))  # (interval,) losses since the last validation pass
     return {"format": "fwbook-checkpoint-1", "config": config.to_dict(), "step": step,
-            "elapsed_s": elapsed_s,
+            "elapsed_s": elapsed_s, "best": best,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "order_generator": order_generator.get_state(), "permutation": permutation,
-            "position": position, "curves": curves, "last_finite": last_finite}
+            "position": position, "curves": curves, "last_finite": last_finite,
+            "interval_losses": losses, "norm_sum": norm_sum.detach().cpu(),
+            "interval": interval, "training_step": training_step}
 
 
-def _save_checkpoint(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+class TrainingFault(RuntimeError):
+    """The run stopped on a fault (disk full, ...); ``args[0]`` says what and what to do."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C: the run stopped at update ``step``; ``checkpoint`` (if any) holds that update."""
+
+    def __init__(self, step: int, checkpoint: Optional[Path]):
+        super().__init__(step, checkpoint)
+        self.step, self.checkpoint = step, checkpoint
+
+
+def _write_failure(what: Path, error: OSError) -> str:
+    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is full",
+              errno.EFBIG: "the file-size limit is reached"}.get(error.errno,
+                                                                  "it could not be written")
+    return f"could not write {what}: {reason} ({error.strerror or error})"
 
 
 def load_checkpoint(path: str | os.PathLike, config: TrainConfig) -> dict:
-    """Read a checkpoint written by :func:`train` for the same configuration.
+    """Read and verify a checkpoint written by :func:`train` for the same configuration.
 
     Raises:
-        ValueError: the file is corrupt, not a fwbook checkpoint, or for another configuration.
+        ValueError: the file is damaged (checksum), not a fwbook checkpoint, or for another
+            configuration. The file is never deleted.
     """
     path = Path(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises many types for a damaged file
-        raise ValueError(f"checkpoint {path} is corrupt or unreadable ({type(error).__name__}); "
-                         f"delete it to start the run afresh") from None
-    if not isinstance(payload, dict) or payload.get("format") != "fwbook-checkpoint-1":
-        raise ValueError(f"{path} is not a fwbook checkpoint; delete it to start the run afresh")
+        payload = read_checkpoint(path)
+    except OSError as error:
+        raise ValueError(f"checkpoint {path} cannot be read ({error.strerror or error})") from None
+    except CheckpointDamaged:
+        raise
+    except Exception as error:  # noqa: BLE001 - torch.load of verified bytes should not fail
+        raise ValueError(f"checkpoint {path} is corrupt or unreadable "
+                         f"({type(error).__name__}); it is kept for inspection: move it away "
+                         f"to start the run afresh") from None
     if payload["config"] != config.to_dict():
         raise ValueError(f"checkpoint {path} belongs to a different configuration; "
-                         f"delete it or choose another output path")
+                         f"move it away or choose another output path")
     return payload
+
+
+class _DeferredInterrupt:
+    """While active (main thread only), Ctrl-C sets ``requested`` instead of raising, so the
+    loop stops between two updates; a second Ctrl-C raises at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _choose_step(step: str, config: TrainConfig, model, optimizer, train_split,
+                 device: torch.device, resumed: Optional[dict]) -> tuple[str, str, dict]:
+    """The training step of this run: (path, reason, numbers behind an auto decision)."""
+    from .speed import EAGER_MODELS, _cpp_compiler, choose_training_step
+    from . import stepcost
+
+    if step != "auto":
+        path, reason = choose_training_step(step, config.model.model, config.steps, device)
+        return path, reason, {}
+    if resumed and resumed.get("path") in ("eager", "compiled"):
+        return resumed["path"], f"auto, kept from the checkpoint: {resumed.get('reason', '')}", \
+            dict(resumed.get("decision") or {})
+    if config.model.model in EAGER_MODELS:
+        return "eager", f"auto: {config.model.model} is not compiled (Dynamo does not trace nn.LSTM)", {}
+    if device.type != "cpu":
+        return "eager", "auto: the compiled step is used on CUDA only when asked for", {}
+    if config.steps < stepcost.PROBE_MIN_UPDATES:
+        return "eager", (f"auto: {config.steps} updates are too few to repay even a cached "
+                         f"compile (probed from {stepcost.PROBE_MIN_UPDATES})"), {}
+    if _cpp_compiler() is None:
+        return "eager", "auto: no C++ compiler found for TorchInductor", {}
+    inputs = train_split.inputs[:config.batch_size]
+    targets = train_split.targets[:config.batch_size]
+    eager_s = stepcost.time_eager_updates(model, optimizer, inputs, targets, config.clip_norm,
+                                          plain_training_step)
+    key = stepcost.cost_key(config, device, torch.get_num_threads())
+    return stepcost.decide(config.steps, eager_s, stepcost.cached_costs(key))
 
 
 def train(config: TrainConfig, output: str | os.PathLike | None = None, device: str = "auto",
@@ -210,21 +318,26 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         config: the run's configuration.
         output: where to write the record (JSON); None: do not write.
         device: "auto" (CUDA when present), "cpu" or "cuda".
-        checkpoint: checkpoint file; an existing one for the same config is resumed.
+        checkpoint: checkpoint file; an existing one for the same config is verified and
+            resumed.
         quiet: no progress bar (for papermill and sweeps).
         profile: the profile name stored in the record (smoke / quick / paper), if any.
         stop_after: stop (as if killed) after this many updates, leaving the checkpoint;
             returns None. Used by tests of resuming.
         return_model: also return the trained model (on ``device``, in eval mode).
-        step: the training step: "auto" (compiled for long CPU runs, see
-            :func:`fwbook.speed.choose_training_step`), "eager" or "compiled". Both steps do
-            the same maths (tested equal); the record says which ran and how long compiling
+        step: the training step: "auto" (compiled when the measured or cached compile time
+            is repaid, see :mod:`fwbook.stepcost`), "eager" or "compiled". Both steps do the
+            same maths (tested equal); the record says which ran, why, and how long compiling
             took. ``config.fast_path`` forces "compiled".
     Returns:
         the run record dict (``record["status"]`` is "completed" or "diverged"), or
         ``(record, model)`` when ``return_model`` is true.
+    Raises:
+        TrainingInterrupted: Ctrl-C (SIGINT); the checkpoint holds the update reached.
+        TrainingFault: a checkpoint or the record could not be written (disk full, ...);
+            the message says which file, what is kept and what to do.
     """
-    from .speed import choose_training_step, compiled_training_step
+    from .speed import compiled_training_step
 
     torch_device = resolve_device(device)
     if config.fast_path:
@@ -232,8 +345,6 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
             raise ValueError("config.fast_path asks for the compiled step but step='eager' "
                              "was given; drop one of the two")
         step = "compiled"
-    step_path, step_reason = choose_training_step(step, config.model.model, config.steps,
-                                                  torch_device)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     data = make_splits(config.data_seed, config.num_pairs, config.num_train,
@@ -246,88 +357,148 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         model = build_model(config.model)
     model.to(torch_device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    if step_path == "compiled":
-        step_function = compiled_training_step(model, optimizer, config.clip_norm)
-    else:
-        def step_function(inputs, targets):
-            return plain_training_step(model, optimizer, inputs, targets, config.clip_norm)
 
     order_generator = torch.Generator().manual_seed(config.seed + 1_000_003)
     permutation = torch.randperm(len(train_split), generator=order_generator)
     position = 0
     curves = {"step": [], "train_loss": [], "val_error": [], "val_loss": [], "grad_norm": []}
     last_finite = {"step": 0, "loss": None}
-    step = 0
+    interval_losses: list[torch.Tensor] = []  # per-update losses since the last evaluation
+    norm_sum = torch.zeros((), device=torch_device)
+    interval = 0
+    done = 0
+    # early stopping: the lowest validation error so far, its update and its parameters
+    best: Optional[dict] = None
+    stop_reason = "cap"  # why the loop ended: "cap" (config.steps) or "patience"
     checkpoint_path = Path(checkpoint) if checkpoint else None
+    state = None
     if checkpoint_path is not None and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path, config)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         order_generator.set_state(state["order_generator"])
         permutation, position = state["permutation"], state["position"]
-        curves, last_finite, step = state["curves"], state["last_finite"], state["step"]
+        curves, last_finite, done = state["curves"], state["last_finite"], state["step"]
+        if "interval_losses" in state:  # a checkpoint taken between two validation passes
+            interval_losses = [loss.to(torch_device) for loss in state["interval_losses"]]
+            norm_sum = state["norm_sum"].to(torch_device)
+            interval = state["interval"]
+        best = state.get("best")
         started -= state.get("elapsed_s", 0.0)  # wall time counts the interrupted part too
     checkpoint_every = config.checkpoint_every or config.eval_every
+    saved_step = done if state is not None else None
+
+    step_path, step_reason, decision = _choose_step(
+        step, config, model, optimizer, train_split, torch_device,
+        state.get("training_step") if state is not None else None)
+    if step_path == "compiled":
+        step_function = compiled_training_step(model, optimizer, config.clip_norm)
+    else:
+        def step_function(inputs, targets):
+            return plain_training_step(model, optimizer, inputs, targets, config.clip_norm)
+    training_step = {"path": step_path, "reason": step_reason, "decision": decision}
+
+    def save(at_step: int) -> None:
+        nonlocal saved_step
+        try:
+            save_checkpoint(checkpoint_path, _checkpoint_payload(
+                at_step, model, optimizer, order_generator, permutation, position, curves,
+                last_finite, config, time.perf_counter() - started, interval_losses, norm_sum,
+                interval, training_step, best))
+        except OSError as error:
+            kept = (f"the checkpoint of update {saved_step:,} is kept" if saved_step
+                    else "there is no earlier checkpoint")
+            raise TrainingFault(f"{_write_failure(checkpoint_path, error)} at update "
+                                f"{at_step:,}; {kept}: free space and run the same command "
+                                f"to resume") from None
+        saved_step = at_step
 
     progress = None
     if not quiet:
         from tqdm.auto import tqdm
-        progress = tqdm(total=config.steps, initial=step, unit="upd", dynamic_ncols=True,
+        progress = tqdm(total=config.steps, initial=done, unit="upd", dynamic_ncols=True,
                         desc=f"{config.model.model} R={config.model.hidden}")
     status, message = "completed", ""
-    interval_losses: list[torch.Tensor] = []  # per-update losses since the last evaluation
-    norm_sum = torch.zeros((), device=torch_device)
-    interval = 0
+    step_time, timed_updates, calls = 0.0, 0, 0
     try:
-        while step < config.steps:
-            if position + config.batch_size > len(train_split):
-                permutation = torch.randperm(len(train_split), generator=order_generator)
-                position = 0
-            index = permutation[position:position + config.batch_size].to(torch_device)
-            position += config.batch_size
-            for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, step)
-            loss, grad_norm = step_function(train_split.inputs[index], train_split.targets[index])
-            step += 1
-            interval += 1
-            interval_losses.append(loss)
-            norm_sum += grad_norm
-            if step % config.eval_every == 0 or step == config.steps:
-                losses = torch.stack(interval_losses).cpu()  # (interval,)
-                last_finite, message = check_interval(losses, step, last_finite)
-                if message is not None:
-                    raise TrainingDiverged(message)
-                mean_loss = float(losses.mean())
-                val_error, val_loss = classification_error(model, validation)
-                curves["step"].append(step)
-                curves["train_loss"].append(mean_loss)
-                curves["val_error"].append(val_error)
-                curves["val_loss"].append(val_loss)
-                curves["grad_norm"].append(float(norm_sum) / interval)
-                interval_losses.clear()
-                norm_sum.zero_()
-                interval = 0
+        with _DeferredInterrupt() as interrupt:
+            while done < config.steps:
+                if interrupt.requested:
+                    if checkpoint_path is not None and saved_step != done:
+                        save(done)
+                    raise TrainingInterrupted(done, checkpoint_path)
+                if position + config.batch_size > len(train_split):
+                    permutation = torch.randperm(len(train_split), generator=order_generator)
+                    position = 0
+                index = permutation[position:position + config.batch_size].to(torch_device)
+                position += config.batch_size
+                for group in optimizer.param_groups:
+                    group["lr"] = _learning_rate(config, done)
+                tick = time.perf_counter()
+                loss, grad_norm = step_function(train_split.inputs[index],
+                                                train_split.targets[index])
+                if calls > 0 or step_path == "eager":  # the compiling first call not counted
+                    step_time += time.perf_counter() - tick
+                    timed_updates += 1
+                calls += 1
+                done += 1
+                interval += 1
+                interval_losses.append(loss)
+                norm_sum += grad_norm
+                if done % config.eval_every == 0 or done == config.steps:
+                    losses = torch.stack(interval_losses).cpu()  # (interval,)
+                    last_finite, message = check_interval(losses, done, last_finite)
+                    if message is not None:
+                        raise TrainingDiverged(message)
+                    mean_loss = float(losses.mean())
+                    val_error, val_loss = classification_error(model, validation)
+                    curves["step"].append(done)
+                    curves["train_loss"].append(mean_loss)
+                    curves["val_error"].append(val_error)
+                    curves["val_loss"].append(val_loss)
+                    curves["grad_norm"].append(float(norm_sum) / interval)
+                    interval_losses.clear()
+                    norm_sum.zero_()
+                    interval = 0
+                    if progress is not None:
+                        progress.set_postfix(loss=f"{mean_loss:.3f}", val_err=f"{val_error:.2%}")
+                    stopping = False
+                    if config.patience:
+                        if best is None or val_error < best["val_error"]:
+                            best = {"step": done, "val_error": val_error, "val_loss": val_loss,
+                                    "state": {key: value.detach().clone().cpu() for key, value
+                                              in model.state_dict().items()}}
+                        stopping = (done >= config.min_steps and done < config.steps
+                                    and done - best["step"] >= config.patience)
+                    if checkpoint_path is not None and (done % checkpoint_every == 0) \
+                            and done < config.steps and not stopping:
+                        save(done)
+                    if stop_after is not None and done >= stop_after:
+                        return None
+                    if stopping:
+                        stop_reason = "patience"
+                        break
                 if progress is not None:
-                    progress.set_postfix(loss=f"{mean_loss:.3f}", val_err=f"{val_error:.2%}")
-                if checkpoint_path is not None and (step % checkpoint_every == 0) \
-                        and step < config.steps:
-                    _save_checkpoint(checkpoint_path, _checkpoint_payload(
-                        step, model, optimizer, order_generator, permutation, position,
-                        curves, last_finite, config, time.perf_counter() - started))
-                if stop_after is not None and step >= stop_after:
-                    return None
-            if progress is not None:
-                progress.update(1)
+                    progress.update(1)
     except TrainingDiverged as diverged:
         status, message = "diverged", diverged.args[0]
     finally:
         if progress is not None:
             progress.close()
 
+    if best is not None and status == "completed":
+        # early stopping keeps the parameters of the lowest validation error
+        model.load_state_dict(best["state"])
     if status == "completed":
+        # the only place the test set is read: once, after training has stopped
         test_error, test_loss = classification_error(model, data.test.to(torch_device))
     else:
         test_error, test_loss = None, None
+    summary = _step_summary(step_path, step_reason, step_function)
+    summary["step_s"] = round(step_time / timed_updates, 6) if timed_updates else None
+    if decision:
+        summary["decision"] = decision
+    _remember_costs(config, torch_device, summary)
     config_dict = config.to_dict()
     record = {
         "schema": RECORD_SCHEMA,
@@ -340,22 +511,45 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         "test_error": test_error,
         "test_loss": test_loss,
         "final_val_error": curves["val_error"][-1] if curves["val_error"] else None,
-        "steps_done": step,
+        "steps_done": done,
+        **({"early_stopping": {"best_step": best["step"], "best_val_error": best["val_error"],
+                               "best_val_loss": best["val_loss"], "stop_reason": stop_reason}}
+           if config.patience and best is not None else {}),
         "config": config_dict,
         "config_hash": config_hash(config_dict),
         **provenance(torch_device),
         "wall_s": round(time.perf_counter() - started, 2),
-        "training_step": _step_summary(step_path, step_reason, step_function),
+        "training_step": summary,
         "started_at": started_at,
         "curves": thin_curve(curves),
     }
     if output is not None:
-        write_record(output, record)
+        try:
+            write_record(output, record)
+        except OSError as error:
+            if checkpoint_path is not None and checkpoint_path.exists():
+                kept = (f"the checkpoint {checkpoint_path} (update {saved_step:,}) is kept: "
+                        f"free space and run the same command to resume")
+            else:
+                kept = "no checkpoint was kept: free space and run the same command again"
+            raise TrainingFault(f"{_write_failure(Path(output), error)} after all "
+                                f"{done:,} updates; {kept}") from None
     if checkpoint_path is not None:
         checkpoint_path.unlink(missing_ok=True)
     if return_model:
         return record, model.eval()
     return record
+
+
+def _remember_costs(config: TrainConfig, device: torch.device, summary: dict) -> None:
+    """Store a compiled run's measured compile time and step time for later ``auto``
+    decisions (CPU only; the eager step is timed afresh by every decision)."""
+    from . import stepcost
+
+    if device.type != "cpu" or not summary.get("step_s") or summary["path"] != "compiled":
+        return
+    key = stepcost.cost_key(config, device, torch.get_num_threads())
+    stepcost.remember(key, compile_s=summary.get("compile_s"), compiled_step_s=summary["step_s"])
 
 
 def _step_summary(path: str, reason: str, step_function) -> dict:

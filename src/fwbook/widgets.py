@@ -93,7 +93,8 @@ def fast_weights_history(text: str = DEFAULT_TEXT, decay: float = 0.95, fast_lr:
     parameter = model.input_weight
     core = core.to(device=parameter.device, dtype=parameter.dtype)
     with torch.no_grad():
-        drive = model.input_weight[tokens.to(parameter.device)] + model.bias  # (T, H)  C x(t) + b
+        drive = model.projected_input(tokens.to(parameter.device), model.input_weight,
+                                       model.bias)  # (T, H)  C x(t) + b
         state = core.initial_state(1, drive)
         matrices, states = [], []
         for t in range(drive.shape[0]):
