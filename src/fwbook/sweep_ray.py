@@ -40,10 +40,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
+from .locks import RunLocked, acquire_lock, release_lock
 from .records import write_record
-from .sweep import (RunLocked, SweepConfigMismatch, SweepFailed, _acquire_lock, _check_names,
-                    _describe, checkpoint_path, default_checkpoint_dir, existing_record,
-                    record_path)
+from .sweep import (SweepConfigMismatch, SweepFailed, _check_names, _describe, checkpoint_path,
+                    default_checkpoint_dir, existing_record, record_path)
 from .train import TrainConfig
 
 ADDRESS_VARIABLE = "RAY_ADDRESS"
@@ -300,7 +300,7 @@ def run_sweep_ray(configs: dict[str, TrainConfig], directory: str | os.PathLike,
         def release(name: str) -> None:
             lock = locks.pop(name, None)
             if lock is not None:
-                lock.unlink(missing_ok=True)
+                release_lock(lock)
 
         queue = list(todo)
         while queue or pending:
@@ -310,7 +310,7 @@ def run_sweep_ray(configs: dict[str, TrainConfig], directory: str | os.PathLike,
                 checkpoint = checkpoint_path(checkpoint_dir, name, config)
                 lock = Path(f"{checkpoint}.lock")
                 try:
-                    _acquire_lock(lock)
+                    acquire_lock(lock)
                 except RunLocked as error:
                     failed(name, f"RunLocked: {error}")
                     continue
@@ -338,7 +338,7 @@ def run_sweep_ray(configs: dict[str, TrainConfig], directory: str | os.PathLike,
         for reference in pending:  # interrupted: stop the tasks still running
             ray.cancel(reference, force=True)
         for name in list(locks):
-            Path(locks.pop(name)).unlink(missing_ok=True)
+            release_lock(Path(locks.pop(name)))
         if progress is not None:
             progress.close()
         ray.shutdown()  # stops an embedded Ray; from a cluster it only disconnects
