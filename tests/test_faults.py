@@ -123,6 +123,10 @@ def test_lock_ctrl_c_damaged_checkpoint_and_resume(tmp_path):
         pytest.skip("the first run finished before it could be interrupted")
     first.send_signal(signal.SIGINT)
     _, stderr = first.communicate(timeout=240)
+    if first.returncode == 0 and output.exists():
+        # on a starved machine the run can reach its last update between the poll above and
+        # the signal: it was never interrupted, so there is nothing to resume
+        pytest.skip("the first run finished before the interrupt reached it")
     assert first.returncode == 130, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in stderr
