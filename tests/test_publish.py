@@ -387,9 +387,9 @@ def test_record_links_are_links_to_files_that_exist():
 
     base = "https://github.com/someone/fwbook/blob/main/"
     text = results.record_links(["results/table1/irnn_R20_seed0.json", "runs/q/x.json",
-                                 "/tmp/scratch/y.json"], [54.45, None, 1.0], base)
+                                 "/srv/scratch/y.json"], [54.45, None, 1.0], base)
     assert text == (f"[irnn_R20_seed0]({base}results/table1/irnn_R20_seed0.json) 54.45, "
-                    "`runs/q/x.json` diverged, `/tmp/scratch/y.json` 1.00")
+                    "`runs/q/x.json` diverged, `/srv/scratch/y.json` 1.00")
     # without a repository the link is relative to the chapter page: MyST serves the file
     text = results.record_links(["results/table1/irnn_R20_seed0.json"], [54.45], "../")
     target = re.search(r"\]\((.*?)\)", text).group(1)
