@@ -34,13 +34,13 @@
 # **What runs here.** Everything below is a few matrix products on the CPU: the `smoke`
 # profile takes well under a second, `quick` (the default) about a second, `paper` a few
 # seconds. The paper has no such experiment, so `paper` only means "the largest sizes".
-# All logic is in `fwbook.associative_memory`; this notebook only calls it.
+# All logic is in `fwbook.chapters.ch01_memory`; this notebook only calls it.
 
 # %% tags=["remove-cell"]
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
 # results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
 import os, subprocess, sys  # noqa: E401
-FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.cli.colab`
 FWBOOK_BRANCH = "main"
 if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
     if not os.path.isdir("fwbook-source"):
@@ -61,7 +61,7 @@ device = "auto"
 # %% tags=["hide-input"]
 import torch
 
-from fwbook import associative_memory as memory
+from fwbook.chapters import ch01_memory as memory
 
 torch.set_num_threads(1)  # tiny problems; leave the other cores alone
 settings = memory.chapter_settings(profile)

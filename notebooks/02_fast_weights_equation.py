@@ -22,8 +22,8 @@
 #
 # This chapter takes the model apart equation by equation, on the sequence the paper uses as its
 # example, `c9k8j3f1??c` (answer: `9`, the value stored under key `c`). Every figure runs the
-# real model code in `fwbook.models`; the figures themselves are drawn by `fwbook.figures` and
-# `fwbook.widgets`. The equation labels below are the ones on the lines of `fwbook/models.py`
+# real model code in `fwbook.core.models`; the figures themselves are drawn by `fwbook.chapters.figures` and
+# `fwbook.chapters.widgets`. The equation labels below are the ones on the lines of `fwbook/models.py`
 # that implement them.
 #
 # **What runs here.** Only forward passes of small, *untrained* networks (R = 20 hidden units,
@@ -34,7 +34,7 @@
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
 # results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
 import os, subprocess, sys  # noqa: E401
-FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.cli.colab`
 FWBOOK_BRANCH = "main"
 if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
     if not os.path.isdir("fwbook-source"):
@@ -57,10 +57,11 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fwbook import figures, widgets
-from fwbook.ablations import eta_zero_equals_ln_irnn
-from fwbook.explorer import book_fallback, fast_weights_html
-from fwbook.models import ModelConfig, build_model
+from fwbook.chapters import figures
+from fwbook.chapters import widgets
+from fwbook.experiments.ablations import eta_zero_equals_ln_irnn
+from fwbook.chapters.explorer import book_fallback, fast_weights_html
+from fwbook.core.models import ModelConfig, build_model
 
 torch.set_num_threads(1)  # tiny networks; leave the other cores alone
 TEXT = "c9k8j3f1??c"
@@ -120,7 +121,7 @@ print(f"model: {model.config}")
 # a weighted sum of past hidden states, each weighted by its similarity to the current one and
 # by how recent it is: **attention to the recent past**, the paper's title. It is also exactly
 # unnormalised linear attention, the link {cite:t}`schlag2021linear` made explicit.
-# `fwbook.models.FastWeightsCore` implements both forms: `memory="explicit"` keeps the
+# `fwbook.core.models.FastWeightsCore` implements both forms: `memory="explicit"` keeps the
 # B×H×H tensor $A(t)$ (Eq. 1–2), `memory="efficient"` keeps the past states and uses Eq. 4.
 
 # %% [markdown]

@@ -32,7 +32,7 @@
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
 # results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
 import os, subprocess, sys  # noqa: E401
-FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.cli.colab`
 FWBOOK_BRANCH = "main"
 if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
     if not os.path.isdir("fwbook-source"):
@@ -56,12 +56,12 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from fwbook import figures
-from fwbook.data import PAPER_NUM_PAIRS, make_splits, parse_query, sequence_length
-from fwbook.experiments import PROFILE_SETTINGS, check_profile, retrieval_config
-from fwbook.plots import MODEL_LABELS
-from fwbook.records import aggregate
-from fwbook.train import resolve_device, train
+from fwbook.chapters import figures
+from fwbook.core.data import PAPER_NUM_PAIRS, make_splits, parse_query, sequence_length
+from fwbook.experiments.grids import PROFILE_SETTINGS, check_profile, retrieval_config
+from fwbook.chapters.plots import MODEL_LABELS
+from fwbook.core.records import aggregate
+from fwbook.core.train import resolve_device, train
 
 torch.set_num_threads(1)  # one thread: the book is built on small shared machines
 check_profile(profile)
@@ -75,7 +75,7 @@ print(f"training budget of the runs made here: {budget}")
 # %% [markdown]
 # ## The data, as text
 #
-# `fwbook.data` draws every sequence from a seeded generator: K keys, distinct letters a–z;
+# `fwbook.core.data` draws every sequence from a seeded generator: K keys, distinct letters a–z;
 # K values, digits 0–9 drawn *with replacement* (two keys may share a value, as in the paper's
 # second example `j0a5s5z2??a`); then `??` and one of the keys. The target is the stored value.
 # The paper's example strings have K = 4 pairs, so K = 4 here (the paper's text giving K could
@@ -116,7 +116,7 @@ display(Markdown(
 #
 # Every model has R = 20 hidden units and the same read-out (last hidden state → 100 ReLU units
 # → softmax over the 37 symbols), and is trained with Adam on mini-batches of 128, clipping the
-# gradient norm at 5. The configurations come from `fwbook.experiments.retrieval_config`, so the
+# gradient norm at 5. The configurations come from `fwbook.experiments.grids.retrieval_config`, so the
 # command line (`python -m fwbook train`) trains exactly the same runs. The associative LSTM
 # {cite:p}`danihelka2016associative` is about four times slower per update than the others on a
 # CPU and is left to the paper profile.
@@ -195,7 +195,7 @@ else:
 # %% [markdown]
 # ## Ask the trained model
 #
-# `ask` takes sequences typed as strings, checks each with `fwbook.data.parse_query` (keys must
+# `ask` takes sequences typed as strings, checks each with `fwbook.core.data.parse_query` (keys must
 # be distinct letters, the query one of them) and shows ({numref}`fig-predictions`) what the trained fast-weights model
 # predicts, how sure it is, and the true answer. Change the list and rerun the cell. The last
 # two examples test the edges of the training distribution: one value shared by three keys
@@ -265,7 +265,7 @@ display(Markdown(
 # * The task is text: K = 4 letter–digit pairs, `??`, a key; the answer is that key's digit.
 #   Guessing gives 90% error.
 # * Fast weights, LN-IRNN, IRNN and LSTM at R = 20 are trained with one recipe from
-#   `fwbook.experiments`; the profile printed at the top decides the budget, and the numbers in
+#   `fwbook.experiments.grids`; the profile printed at the top decides the budget, and the numbers in
 #   this chapter come from the runs (or records) shown.
 # * `ask([...])` puts any typed sequence to the trained model; chapter 4 takes the fast-weights
 #   model apart to see which of its parts the result depends on.

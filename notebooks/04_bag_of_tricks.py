@@ -23,7 +23,7 @@
 #
 # The baseline is the paper's model at R = 20 hidden units (λ = 0.95, η = 0.5, S = 1, layer
 # norm on, W = 0.05·I), trained with Adam at learning rate 10⁻³, mini-batches of 128 and the
-# global gradient norm clipped at 5. The grid, `fwbook.ablations.ablation_configs(profile,
+# global gradient norm clipped at 5. The grid, `fwbook.experiments.ablations.ablation_configs(profile,
 # seeds)`, changes:
 #
 # * layer norm on / off;
@@ -45,7 +45,7 @@
 # `paper` trains nothing: it reads the committed records in `results/ablations/`, made with
 # `python -m fwbook sweep ablations --profile paper` (seeds 0, 1 and 2), and uses a record
 # only if its configuration hash matches the grid exactly. The paper profile has three seeds
-# per cell (`fwbook.ablations.PAPER_SEEDS`), each trained for 10,000 updates (budget printed
+# per cell (`fwbook.experiments.ablations.PAPER_SEEDS`), each trained for 10,000 updates (budget printed
 # below): fewer updates than the Table 1 runs, but enough for the baseline to reach the
 # low-error regime (its curves are shown below). The page says how many seeds each cell
 # actually has; a cell with missing seeds is shown with the seeds it has (n = …), one with none
@@ -62,7 +62,7 @@
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
 # results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
 import os, subprocess, sys  # noqa: E401
-FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.cli.colab`
 FWBOOK_BRANCH = "main"
 if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
     if not os.path.isdir("fwbook-source"):
@@ -88,8 +88,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from fwbook import ablations
-from fwbook.experiments import check_profile
+from fwbook.experiments import ablations
+from fwbook.experiments.grids import check_profile
 
 torch.set_num_threads(1)
 check_profile(profile)
@@ -125,7 +125,7 @@ if profile == "paper":
     if len(records) < len(configs):
         print("`python -m fwbook sweep ablations --profile paper` trains the missing runs.")
 else:
-    from fwbook.sweep import run_sweep
+    from fwbook.experiments.sweep import run_sweep
 
     scratch = tempfile.mkdtemp(prefix=f"fwbook_ablations_{profile}_")
     workers = 1 if profile == "smoke" else None  # quick: one process per core
@@ -185,7 +185,7 @@ for group in ("decay", "fast_lr", "inner_steps"):
 # second half of training, at one particular level. That level has a simple reading: a reader
 # that ignores the query key and answers the digit that occurs most often among the K = 4
 # stored values is right with probability (its count)/4, which over random sequences gives the
-# error printed below (`fwbook.data.value_only_error`, computed exactly).
+# error printed below (`fwbook.core.data.value_only_error`, computed exactly).
 
 # %% tags=["hide-input"]
 display(Markdown(ablations.stall_summary(records)))
@@ -211,7 +211,7 @@ if profile != "paper":
 # records are committed, they show whether the memory-less network catches up with more updates:
 
 # %% tags=["hide-input"]
-from fwbook.figures import load_table1_records
+from fwbook.chapters.figures import load_table1_records
 
 longer = [r for r in load_table1_records("paper", model="ln_irnn", hidden=20)
           if r.get("test_error") is not None]

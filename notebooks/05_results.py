@@ -28,7 +28,7 @@
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
 # results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
 import os, subprocess, sys  # noqa: E401
-FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.cli.colab`
 FWBOOK_BRANCH = "main"
 if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
     if not os.path.isdir("fwbook-source"):
@@ -53,12 +53,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from fwbook import results
-from fwbook.book_config import record_link_base
-from fwbook.experiments import (PAPER_RECIPE, PROFILE_SETTINGS, TABLE1_HIDDEN, TABLE1_MODELS,
+from fwbook.chapters import ch05_results as results
+from fwbook.cli.book_config import record_link_base
+from fwbook.experiments.grids import (PAPER_RECIPE, PROFILE_SETTINGS, TABLE1_HIDDEN, TABLE1_MODELS,
                                  table1_configs)
-from fwbook.records import REPO_ROOT
-from fwbook.sweep import run_sweep
+from fwbook.core.records import REPO_ROOT
+from fwbook.experiments.sweep import run_sweep
 
 print(f"profile: {profile}")
 
@@ -186,7 +186,7 @@ plt.show()
 # and fast weights keep their lead.
 
 # %% tags=["hide-input"]
-from fwbook.data import value_only_error
+from fwbook.core.data import value_only_error
 
 level = 100 * value_only_error()
 print(f"Answering the most frequent digit, ignoring the query: {level:.2f}% error (K = 4).")
@@ -234,7 +234,7 @@ display(Markdown(results.ranking_markdown(records, hidden=20)))
 # with one-hot input, and leaves it quickly when a learned embedding is put in front of it.
 # The paper's own implementations processed the input before the recurrent layer (see
 # *Deviations*). So Table 1 is run a second time, under a protocol that treats every model
-# alike and gives each its best chance. It is defined in one place, `fwbook.fair`, and run by
+# alike and gives each its best chance. It is defined in one place, `fwbook.experiments.fair`, and run by
 # `python -m fwbook sweep fair` (resumable: finished records are skipped):
 #
 # 1. **Input processing, shared by every model**: a learned token embedding between the
@@ -253,7 +253,7 @@ display(Markdown(results.ranking_markdown(records, hidden=20)))
 # The settings, as the code defines them:
 
 # %% tags=["hide-input"]
-from fwbook import fair
+from fwbook.experiments import fair
 
 protocol = fair.protocol_description("paper")
 print(f"input embedding: {protocol['input_embedding']} dimensions (learned, N(0, 1) initialised)")

@@ -31,13 +31,13 @@
 # step where that key was stored with its value.
 #
 # `model.trace(tokens).memory_weights[b, t, s, τ-1]` holds exactly these weights. All the
-# logic (training, statistics, figures) lives in `fwbook.attention`; this notebook calls it.
+# logic (training, statistics, figures) lives in `fwbook.chapters.ch06_attention`; this notebook calls it.
 
 # %% tags=["remove-cell"]
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
 # results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
 import os, subprocess, sys  # noqa: E401
-FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.cli.colab`
 FWBOOK_BRANCH = "main"
 if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
     if not os.path.isdir("fwbook-source"):
@@ -61,8 +61,9 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from fwbook import attention, explorer
-from fwbook.plots import use_house_style
+from fwbook.chapters import ch06_attention as attention
+from fwbook.chapters import explorer
+from fwbook.chapters.plots import use_house_style
 
 torch.set_num_threads(1)  # one thread: the book is built on small shared machines
 use_house_style()
@@ -81,10 +82,10 @@ print(f"profile={profile!r}, seed={seed}, device={device!r}, torch {torch.__vers
 #   (a layer-normalised ReLU RNN), the control at K = 8.
 #
 # In the `smoke` and `quick` profiles they are trained here and now
-# (`fwbook.attention.chapter_runs`). In the `paper` profile nothing is trained: the committed
+# (`fwbook.chapters.ch06_attention.chapter_runs`). In the `paper` profile nothing is trained: the committed
 # run records in `results/attention/` are read, together with the small weight files saved
-# next to them (`python -m fwbook.attention paper`), and each record's configuration is checked
-# against `fwbook.attention.attention_config`.
+# next to them (`python -m fwbook.chapters.ch06_attention paper`), and each record's configuration is checked
+# against `fwbook.chapters.ch06_attention.attention_config`.
 
 # %% tags=["hide-input"]
 runs = attention.chapter_runs(profile, seed=seed, device=device)
@@ -127,7 +128,7 @@ table
 # ## One sequence
 #
 # Change `query` to any sequence of letter–digit pairs, `??` and one of the keys (it is
-# checked by `fwbook.data.parse_query`; the model was trained with K = 4 pairs, so keep four).
+# checked by `fwbook.core.data.parse_query`; the model was trained with K = 4 pairs, so keep four).
 # In {numref}`fig-sequence-attention`, left: the weights of every step (row: the token being read; column: the slot). Right: the
 # row that matters, the step reading the query key, coloured by what each slot is for this
 # query.

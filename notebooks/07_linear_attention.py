@@ -23,13 +23,13 @@
 # of float32 against a direct linear-attention computation, and then says why, despite the
 # identity, this model cannot use the parallel kernels that make linear transformers fast.
 #
-# The code is in `fwbook.linear_attention`; the notebook calls it.
+# The code is in `fwbook.chapters.ch07_linear_attention`; the notebook calls it.
 
 # %% tags=["remove-cell"]
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
 # results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
 import os, subprocess, sys  # noqa: E401
-FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.cli.colab`
 FWBOOK_BRANCH = "main"
 if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
     if not os.path.isdir("fwbook-source"):
@@ -53,10 +53,11 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from fwbook import attention, linear_attention
-from fwbook.data import decode
-from fwbook.models import build_model
-from fwbook.plots import use_house_style
+from fwbook.chapters import ch06_attention as attention
+from fwbook.chapters import ch07_linear_attention as linear_attention
+from fwbook.core.data import decode
+from fwbook.core.models import build_model
+from fwbook.chapters.plots import use_house_style
 
 torch.set_num_threads(1)  # one thread: the book is built on small shared machines
 use_house_style()

@@ -22,16 +22,16 @@
 # lands. The paper trains recurrent agents with an actor-critic method and reports that the
 # fast-weight agents learn faster than LSTM and plain RNN agents.
 #
-# This chapter rebuilds that experiment at laptop scale: the game (`fwbook.catch`), three
+# This chapter rebuilds that experiment at laptop scale: the game (`fwbook.rl.catch`), three
 # agents that differ only in their recurrent core, and an actor-critic learner
-# (`fwbook.agents`). It ends with the learning curves over several seeds and a plain
+# (`fwbook.rl.agents`). It ends with the learning curves over several seeds and a plain
 # answer to "do fast-weight agents learn faster here?".
 
 # %% tags=["remove-cell"]
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
 # results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
 import os, subprocess, sys  # noqa: E401
-FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.cli.colab`
 FWBOOK_BRANCH = "main"
 if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
     if not os.path.isdir("fwbook-source"):
@@ -55,7 +55,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from fwbook import agents, catch
+from fwbook.rl import agents
+from fwbook.rl import catch
 
 torch.set_num_threads(1)  # one thread per run: the book is built on small shared machines
 run_device = agents.resolve_device(device)
@@ -69,7 +70,7 @@ print(f"profile={profile!r}, seed={seed}, device={run_device}, torch {torch.__ve
 # step; the paddle starts in the middle of the bottom row and can move left, stay or move
 # right (actions 0, 1, 2). When the ball reaches the bottom row the episode ends with reward
 # +1 for a catch and −1 for a miss; all other rewards are 0. Every episode therefore lasts
-# `size − 1` steps, which lets `fwbook.catch.VectorCatch` play a whole batch of games in
+# `size − 1` steps, which lets `fwbook.rl.catch.VectorCatch` play a whole batch of games in
 # lockstep as one tensor.
 #
 # The agent sees the ball only in the first `visible_steps` frames. {numref}`fig-catch-episode` shows an episode
@@ -101,7 +102,7 @@ display(Markdown(
 #
 # * **IRNN**: h(t+1) = ReLU(W h(t) + C x(t) + b) with W initialised to the identity;
 # * **LSTM**: a standard LSTM cell;
-# * **Fast weights**: the same `fwbook.models.FastWeightsCore` as in the associative
+# * **Fast weights**: the same `fwbook.core.models.FastWeightsCore` as in the associative
 #   retrieval chapters, driven by C x(t) + b: slow weights W (initialised to 0.05·I), fast
 #   weights A(t) = λ A(t−1) + η h(t) h(t)ᵀ reset to 0 at the start of each episode, one inner
 #   step with layer normalisation, λ = 0.95 and η = 0.5 (the paper's defaults).
@@ -124,7 +125,7 @@ pd.Series({k: v for k, v in config.to_dict().items() if k != "core"}, name=profi
 #
 # In the `smoke` and `quick` profiles the cell below trains every core on three seeds here and
 # now (small games, small budgets). In the `paper` profile it trains nothing: it reads the
-# records in `results/catch/`, made by `python -m fwbook.agents paper --out results/catch
+# records in `results/catch/`, made by `python -m fwbook.rl.agents paper --out results/catch
 # --workers 2`, and checks that each was made with exactly the configuration above.
 
 # %% tags=["hide-input"]
@@ -245,7 +246,7 @@ display(Markdown(f"**{verdict}** {scale}\n\n{cost}"))
 # %% [markdown]
 # ## Summary
 #
-# * `fwbook.catch` implements partially observable Catch as a `gymnasium` environment
+# * `fwbook.rl.catch` implements partially observable Catch as a `gymnasium` environment
 #   and as a batched torch version that a test checks against it frame by frame.
 # * Three actor-critic agents that differ only in their recurrent core (IRNN, LSTM, fast
 #   weights) learn to catch a ball they see only at the start of the episode; the curves and

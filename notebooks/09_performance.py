@@ -12,7 +12,7 @@
 # # 9. Performance
 #
 # How fast the models of {cite:t}`ba2016fastweights` train here, what the fast paths of
-# `fwbook.speed` and `fwbook.batched` buy, and where the Eq. 4 form of the fast weights beats
+# `fwbook.core.steps` and `fwbook.perf.batched` buy, and where the Eq. 4 form of the fast weights beats
 # the explicit $H \times H$ matrix $A(t)$ of Eq. 1.
 #
 # Every figure on this page is measured by `python -m fwbook bench --suite SUITE
@@ -35,7 +35,7 @@
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
 # results/ and _toc.yml. Anywhere else (Jupyter, Binder, papermill) this cell does nothing.
 import os, subprocess, sys  # noqa: E401
-FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.colab`
+FWBOOK_REPOSITORY = ""  # written into the published notebooks by `python -m fwbook.cli.colab`
 FWBOOK_BRANCH = "main"
 if "google.colab" in sys.modules and os.path.basename(os.getcwd()) != "fwbook-source":
     if not os.path.isdir("fwbook-source"):
@@ -56,8 +56,8 @@ device = "auto"
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
-from fwbook import bench
-from fwbook.experiments import PROFILE_SETTINGS
+from fwbook.perf import bench
+from fwbook.experiments.grids import PROFILE_SETTINGS
 
 documents = {suite: bench.load_bench(suite) for suite in bench.SUITES}
 source = "read from the committed results/bench/*.json"
@@ -77,8 +77,8 @@ for suite, document in documents.items():
 # ## Training paths against a plain eager implementation
 #
 # `bench` keeps a frozen copy of the first, plain eager Eq. 4 recurrence
-# (`fwbook.bench.ReferenceEagerCore`: a slice, a `torch.cat` and two batched matrix-vector
-# products per step) as the yardstick. The *eager* path is `fwbook.train(step="eager")`:
+# (`fwbook.perf.bench.ReferenceEagerCore`: a slice, a `torch.cat` and two batched matrix-vector
+# products per step) as the yardstick. The *eager* path is `fwbook.core.train(step="eager")`:
 # the package's model, whose training forward computes $\eta\lambda^k$ once and the attention
 # of Eq. 4 with element-wise products, and the plain step. The *compiled* path is
 # `train(step="compiled")`: the forward and backward compiled by `torch.compile` (the
@@ -89,7 +89,7 @@ for suite, document in documents.items():
 # weights, IRNN, LN-IRNN and A-LSTM; Dynamo does not trace `nn.LSTM`, whose fused kernel is
 # fast anyway), it times a few eager updates and compiles only when the compile time (measured
 # by an earlier compiled run on this machine, else assumed to be the worst cold compile seen,
-# 15,000 eager updates' worth) is repaid over the run (`fwbook.stepcost`). With nothing
+# 15,000 eager updates' worth) is repaid over the run (`fwbook.core.stepcost`). With nothing
 # measured yet that means runs of 37,500 updates or more: `fwbook train` and the paper
 # profile's 40,000-update runs use the compiled path; the tests and the smoke book the eager
 # one. Each record says which step it ran
@@ -110,7 +110,7 @@ if speedup is not None:
 # %% [markdown]
 # ### What each idea gained
 #
-# Beyond compiling, three ideas were tried on the fast-weights step (`fwbook.fused_eq4`),
+# Beyond compiling, three ideas were tried on the fast-weights step (`fwbook.perf.fused_eq4`),
 # each tested equal to the plain step (outputs, gradients and whole Adam updates, fp32,
 # within $10^{-5}$, `tests/test_fused_eq4.py`):
 #
@@ -135,7 +135,7 @@ if speedup is not None:
 # %% [markdown]
 # ## How far from the machine's limit
 #
-# `fwbook.flops` counts the floating-point work of one training update (forward, backward,
+# `fwbook.perf.flops` counts the floating-point work of one training update (forward, backward,
 # gradient clipping, Adam) of each model, op by op: a matrix product $(m \times k)(k \times n)$
 # is $2mkn$ FLOPs, the Eq. 4 attention counts as the two contractions it is, element-wise
 # work per output element (an estimate, given apart). Every matrix-product count is checked
@@ -221,7 +221,7 @@ if cost is not None:
 # Projected from update rates: models per hour for the paper profile (40,000 updates per
 # run; evaluation excluded), three seeds trained one after another with the eager step
 # against the same three seeds trained as one batched model
-# (`fwbook.batched.train_batched`: stacked weights and `torch.func.vmap`, each seed with its
+# (`fwbook.perf.batched.train_batched`: stacked weights and `torch.func.vmap`, each seed with its
 # own initialisation, data order, clipping and record, tested equal to single runs). The
 # sweep does not use batching: it gains less than compiling the step does, and it has no
 # checkpoints.
@@ -252,8 +252,8 @@ if sweep is not None:
 # bound for a machine that does nothing else.
 
 # %% tags=["hide-input"]
-from fwbook import results
-from fwbook.records import REPO_ROOT
+from fwbook.chapters import ch05_results as results
+from fwbook.core.records import REPO_ROOT
 
 timing_runs = results.load_table1(REPO_ROOT / "results" / "bench" / "grid")
 grid = results.grid_time(results.load_table1() + timing_runs)
@@ -276,18 +276,18 @@ else:
 # keeps the local backend's rules (a finished run is never redone, a record of another
 # configuration is refused, a run another sweep holds is not started) and gives the same
 # records. What does Ray cost on one 2-core machine? Measured by `python -m
-# fwbook.backend_bench`: whole `fwbook sweep` commands on the first runs of the quick Table 1
+# fwbook.perf.backend_bench`: whole `fwbook sweep` commands on the first runs of the quick Table 1
 # grid, startup included, the two backends alternated (local, Ray, Ray, local) in one run so
 # that the load of the shared machine weighs on both alike. The machine was shared with other
 # work while this ran (its load average is printed below, against 2 cores): read the medians
 # beside the spread between sweeps of one backend, printed with them.
 
 # %% tags=["hide-input"]
-from fwbook import backend_bench
+from fwbook.perf import backend_bench
 
 backends = bench.load_bench("backends")
 if backends is None:
-    print("backends: not measured yet (python -m fwbook.backend_bench)")
+    print("backends: not measured yet (python -m fwbook.perf.backend_bench)")
 else:
     print(f"measured {backends['measured_at']} on {backends['device']['type']}: "
           f"{backends['device']['name']}, {backends['device']['cpu_count']} cores, one torch "

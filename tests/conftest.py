@@ -9,7 +9,7 @@ import os
 
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["MKL_NUM_THREADS"] = "1"
-# `--step auto` reads and writes measured compile costs (fwbook.stepcost): tests keep theirs
+# `--step auto` reads and writes measured compile costs (fwbook.core.stepcost): tests keep theirs
 # in a file of their own, so they neither depend on nor change the user's cache
 if "FWBOOK_STEP_COSTS" not in os.environ:
     import atexit

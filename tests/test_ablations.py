@@ -12,13 +12,13 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from fwbook import ablations
-from fwbook.data import PAPER_NUM_PAIRS, associative_retrieval, value_only_error  # noqa: E402
-from fwbook.experiments import PROFILES  # noqa: E402
-from fwbook.models import build_model  # noqa: E402
-from fwbook.records import config_hash, write_record  # noqa: E402
-from fwbook.sweep import run_sweep  # noqa: E402
-from fwbook.train import TrainConfig  # noqa: E402
+from fwbook.experiments import ablations
+from fwbook.core.data import PAPER_NUM_PAIRS, associative_retrieval, value_only_error  # noqa: E402
+from fwbook.experiments.grids import PROFILES  # noqa: E402
+from fwbook.core.models import build_model  # noqa: E402
+from fwbook.core.records import config_hash, write_record  # noqa: E402
+from fwbook.experiments.sweep import run_sweep  # noqa: E402
+from fwbook.core.train import TrainConfig  # noqa: E402
 
 
 @pytest.mark.parametrize("profile", PROFILES)

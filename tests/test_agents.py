@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from fwbook.agents import (CORES, AgentConfig, CatchAgent, config_hash, discounted_returns,
+from fwbook.rl.agents import (CORES, AgentConfig, CatchAgent, config_hash, discounted_returns,
                            load_records, plot_learning_curves, profile_config, summarize, train)
-from fwbook.catch import VectorCatch
+from fwbook.rl.catch import VectorCatch
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_bad_config_rejected():
 
 
 def test_verdict_follows_the_numbers():
-    from fwbook.agents import learning_speed_verdict
+    from fwbook.rl.agents import learning_speed_verdict
 
     def row(core, auc, reach, std=0.01, reach_std=100.0):
         return {"core": core, "auc_mean": auc, "auc_std": std, "reach_mean": reach,
@@ -114,6 +114,6 @@ def test_verdict_follows_the_numbers():
 
 
 def test_elapsed_span(smoke_records):
-    from fwbook.agents import elapsed_span_s
+    from fwbook.rl.agents import elapsed_span_s
     _, records = smoke_records
     assert elapsed_span_s(records) >= max(r["wall_time_s"] for r in records) - 1.0

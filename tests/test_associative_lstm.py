@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fwbook.associative_lstm import (
+from fwbook.core.controls import (
     AssociativeLSTMClassifier, HolographicMemory, bind, bound, from_complex, random_permutations,
     recall, store, to_complex, unbind)
-from fwbook.data import make_splits
-from fwbook.models import ModelConfig, build_model
+from fwbook.core.data import make_splits
+from fwbook.core.models import ModelConfig, build_model
 
 torch.set_num_threads(1)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from fwbook import associative_memory as am
+from fwbook.chapters import ch01_memory as am
 
 
 def test_store_sequence_matches_closed_form_and_attention():

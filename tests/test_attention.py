@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from fwbook import attention  # noqa: E402
-from fwbook.data import encode, make_splits  # noqa: E402
-from fwbook.models import ModelConfig, build_model  # noqa: E402
+from fwbook.chapters import ch06_attention as attention  # noqa: E402
+from fwbook.core.data import encode, make_splits  # noqa: E402
+from fwbook.core.models import ModelConfig, build_model  # noqa: E402
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only contend on a shared machine
 
@@ -120,7 +120,7 @@ def test_train_and_load_a_run(tmp_path):
         assert torch.equal(loaded(tokens), model.cpu()(tokens))
     assert loaded_record["test_error"] == record["test_error"]
     assert not list(tmp_path.glob("*.ckpt"))  # the checkpoint is gone once the run is done
-    with pytest.raises(FileNotFoundError, match="python -m fwbook.attention"):
+    with pytest.raises(FileNotFoundError, match="python -m fwbook.chapters.ch06_attention"):
         attention.load_run("fast_weights_K8", "smoke", 0, tmp_path)
 
 

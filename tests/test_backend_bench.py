@@ -4,8 +4,8 @@ import statistics
 
 import pytest
 
-from fwbook import backend_bench
-from fwbook.bench import load_bench
+from fwbook.perf import backend_bench
+from fwbook.perf.bench import load_bench
 
 
 def test_sweeps_alternate_abba_and_name_a_real_command(tmp_path):

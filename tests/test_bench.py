@@ -12,9 +12,9 @@ import torch
 
 matplotlib.use("Agg")
 
-from fwbook import bench  # noqa: E402
-from fwbook.data import associative_retrieval  # noqa: E402
-from fwbook.models import ModelConfig, build_model  # noqa: E402
+from fwbook.perf import bench  # noqa: E402
+from fwbook.core.data import associative_retrieval  # noqa: E402
+from fwbook.core.models import ModelConfig, build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

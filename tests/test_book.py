@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 
-from fwbook import book
+from fwbook.cli import book
 
 ROOT = book.ROOT
 TOC_ENTRIES = book.toc_entries(ROOT)
@@ -543,7 +543,7 @@ def test_download_button_follows_the_config(built_book):
 
 
 def test_landing_page_cites_from_the_cff(built_book):
-    from fwbook.citation import bibtex_from_cff
+    from fwbook.cli.citation import bibtex_from_cff
 
     page = (built_book.html_dir / "book" / "intro.html").read_text(encoding="utf-8")
     assert 'id="how-to-cite-this-book"' in page
@@ -558,7 +558,7 @@ def test_buttons_follow_the_repository(built_book, tmp_path, monkeypatch):
     """Rendered where the repository is known (GitHub Actions), the buttons point at files
     that exist: Binder at the source branch (its postBuild writes the .ipynb), Colab at the
     published notebooks branch, edit at the .py source; with no repository, no buttons."""
-    from fwbook import book_config
+    from fwbook.cli import book_config
 
     default = (built_book.html_dir / "notebooks" / "02_fast_weights_equation.html").read_text(
         encoding="utf-8")
@@ -624,7 +624,7 @@ def _explorer_requests_stay_local(browser, base: str) -> None:
 
 
 def test_explorer_assets_ship_with_the_book(built_book):
-    from fwbook import explorer
+    from fwbook.chapters import explorer
 
     static = built_book.html_dir / "_static"
     script, weights = static / explorer.SCRIPT_NAME, static / explorer.WEIGHTS_NAME
@@ -640,8 +640,8 @@ def test_explorer_assets_ship_with_the_book(built_book):
 def test_attention_explorer_in_the_book(built_book, served_book, cdp_browser):
     import torch
 
-    from fwbook import explorer
-    from fwbook.data import decode, encode
+    from fwbook.chapters import explorer
+    from fwbook.core.data import decode, encode
 
     _, model = explorer.trained_model()  # the committed model the explorer ships
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fwbook import book
+from fwbook.cli import book
 
 ROOT = book.ROOT
 

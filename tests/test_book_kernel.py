@@ -16,7 +16,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fwbook import book, book_execute, book_key
+from fwbook.cli import book
+from fwbook.cli import book_execute
+from fwbook.cli import book_key
 
 QUICK_DOG = book_execute.Watchdog(start_s=30, reply_s=5, silence_s=8, ping_s=2)
 HEADER = ('# %% [markdown]\n# # 1. Tiny\n\n'

@@ -5,7 +5,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from fwbook.catch import CatchEnv, VectorCatch, play_episode_frames, plot_episode
+from fwbook.rl.catch import CatchEnv, VectorCatch, play_episode_frames, plot_episode
 
 LEFT, STAY, RIGHT = 0, 1, 2
 
@@ -149,6 +149,6 @@ def test_episode_figure_draws():
 
 
 def test_columns_out_of_reach():
-    from fwbook.catch import columns_out_of_reach
+    from fwbook.rl.catch import columns_out_of_reach
     assert columns_out_of_reach(12, 2) == [0, 1, 2, 3, 9, 10, 11]  # paddle starts in column 6
     assert columns_out_of_reach(5, 2) == []

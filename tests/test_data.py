@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fwbook.data import (LETTERS, VOCAB_SIZE, associative_retrieval, decode, encode, make_splits,
+from fwbook.core.data import (LETTERS, VOCAB_SIZE, associative_retrieval, decode, encode, make_splits,
                          parse_query, sequence_length)
 
 

@@ -1,4 +1,4 @@
-"""The in-browser explorers (fwbook.explorer, explorer.js) against PyTorch, in headless Chromium.
+"""The in-browser explorers (fwbook.chapters.explorer, explorer.js) against PyTorch, in headless Chromium.
 
 The pages here are the notebook outputs' own HTML (``attention_html``, ``fast_weights_html``)
 in a minimal page next to the ``_static/`` assets that the book build writes, opened from
@@ -20,8 +20,10 @@ import pytest
 import torch
 
 from chromium_cdp import Browser, find_chromium
-from fwbook import attention, explorer, widgets
-from fwbook.data import decode, encode
+from fwbook.chapters import ch06_attention as attention
+from fwbook.chapters import explorer
+from fwbook.chapters import widgets
+from fwbook.core.data import decode, encode
 
 PAGE = """<!DOCTYPE html>
 <html data-content_root="./"><head><meta charset="utf-8"><title>explorer check</title></head>
@@ -126,7 +128,7 @@ def test_assets_are_small_exact_and_reproducible(site, trained, tmp_path):
 
 
 def test_only_fast_weights_models_are_exported():
-    from fwbook.models import ModelConfig, build_model
+    from fwbook.core.models import ModelConfig, build_model
 
     with pytest.raises(ValueError, match="fast-weights models only"):
         explorer.model_spec(build_model(ModelConfig(model="ln_irnn")), "x", "x")

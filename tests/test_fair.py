@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fwbook import fair
-from fwbook import train as train_module
-from fwbook.experiments import retrieval_config, table1_configs
-from fwbook.models import MODEL_NAMES, ModelConfig, build_model
-from fwbook.records import REPO_ROOT, config_hash, read_record
-from fwbook.train import TrainConfig, classification_error, train
+from fwbook.experiments import fair
+from fwbook.core import train as train_module
+from fwbook.experiments.grids import retrieval_config, table1_configs
+from fwbook.core.models import MODEL_NAMES, ModelConfig, build_model
+from fwbook.core.records import REPO_ROOT, config_hash, read_record
+from fwbook.core.train import TrainConfig, classification_error, train
 
 torch.set_num_threads(1)
 
@@ -117,7 +117,7 @@ def test_early_stopping_keeps_the_best_parameters_and_reads_test_once(monkeypatc
     assert early["stop_reason"] == "patience", early
     assert record["steps_done"] == early["best_step"] + 30 < config.steps
     assert early["best_val_error"] == min(record["curves"]["val_error"])
-    from fwbook.data import make_splits
+    from fwbook.core.data import make_splits
     data = make_splits(config.data_seed, config.num_pairs, config.num_train,
                        config.num_validation, config.num_test)
     assert classification_error(model, data.validation)[0] == early["best_val_error"]
@@ -259,7 +259,7 @@ def test_chapter_tables_come_from_the_records(finished_cells):
 
 
 def test_batched_training_refuses_what_it_does_not_implement():
-    from fwbook.batched import check_batchable
+    from fwbook.perf.batched import check_batchable
 
     with pytest.raises(ValueError, match="no early stopping"):
         check_batchable([tiny(patience=20, seed=s) for s in (0, 1)])
@@ -269,10 +269,10 @@ def test_batched_training_refuses_what_it_does_not_implement():
 
 
 def test_the_inspection_tools_read_the_embedding_too():
-    from fwbook.data import encode
-    from fwbook.explorer import model_spec
-    from fwbook.figures import explicit_fast_weights
-    from fwbook.linear_attention import fast_weights_as_linear_attention
+    from fwbook.core.data import encode
+    from fwbook.chapters.explorer import model_spec
+    from fwbook.chapters.figures import explicit_fast_weights
+    from fwbook.chapters.ch07_linear_attention import fast_weights_as_linear_attention
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(model="fast_weights", hidden=8, input_embedding=12)).eval()

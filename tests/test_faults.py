@@ -135,7 +135,7 @@ def test_lock_ctrl_c_damaged_checkpoint_and_resume(tmp_path):
     assert len(lines) == 1 and "Traceback" not in stderr
     assert lines[0].startswith("fwbook train: interrupted at update ")
     assert lines[0].endswith("; run the same command to resume")
-    from fwbook.checkpoints import read_checkpoint
+    from fwbook.core.checkpoints import read_checkpoint
 
     step = read_checkpoint(checkpoint)["step"]
     assert lines[0] == f"fwbook train: interrupted at update {step:,}; run the same command to resume"
@@ -342,7 +342,7 @@ def test_auto_step_decision_is_recorded(tmp_path):
         assert decision["predicted_compiled_s"] > decision["predicted_eager_s"]
     assert step["step_s"] > 0
     assert not costs.exists()  # only a compiled run adds to the cache
-    from fwbook.records import config_hash
+    from fwbook.core.records import config_hash
 
     assert record["config_hash"] == config_hash(record["config"])
     assert "training_step" not in record["config"]

@@ -1,4 +1,4 @@
-"""Figures and tables of chapters 02 and 03 (fwbook.figures)."""
+"""Figures and tables of chapters 02 and 03 (fwbook.chapters.figures)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from fwbook import figures  # noqa: E402
-from fwbook.data import encode  # noqa: E402
-from fwbook.models import ModelConfig, build_model  # noqa: E402
-from fwbook.train import train  # noqa: E402
-from fwbook.experiments import retrieval_config  # noqa: E402
+from fwbook.chapters import figures  # noqa: E402
+from fwbook.core.data import encode  # noqa: E402
+from fwbook.core.models import ModelConfig, build_model  # noqa: E402
+from fwbook.core.train import train  # noqa: E402
+from fwbook.experiments.grids import retrieval_config  # noqa: E402
 
 
 def _model(**changes):
@@ -98,8 +98,8 @@ def test_predictions_table_and_figure(smoke_run):
 
 
 def test_load_table1_records_uses_only_the_profile_recipe(tmp_path):
-    from fwbook.experiments import table1_configs
-    from fwbook.records import config_hash, write_record
+    from fwbook.experiments.grids import table1_configs
+    from fwbook.core.records import config_hash, write_record
 
     recipe = table1_configs("paper", seeds=(0,), paper_recipe=True)
     for name, config in recipe.items():

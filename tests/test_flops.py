@@ -1,4 +1,4 @@
-"""The analytic FLOP counts of fwbook.flops against torch's FlopCounterMode on real updates."""
+"""The analytic FLOP counts of fwbook.perf.flops against torch's FlopCounterMode on real updates."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fwbook.bench import reference_eager_model
-from fwbook.data import associative_retrieval
-from fwbook.flops import (FLOP_MODELS, count_matmul_flops, matmul_rate, parameter_count,
+from fwbook.perf.bench import reference_eager_model
+from fwbook.core.data import associative_retrieval
+from fwbook.perf.flops import (FLOP_MODELS, count_matmul_flops, matmul_rate, parameter_count,
                           training_flops)
-from fwbook.models import ModelConfig, build_model
+from fwbook.core.models import ModelConfig, build_model
 
 BATCH, HIDDEN = 16, 12
 

@@ -1,4 +1,4 @@
-"""The hand-derived Eq. 4 backward (fwbook.fused_eq4) equals the plain autograd path.
+"""The hand-derived Eq. 4 backward (fwbook.perf.fused_eq4) equals the plain autograd path.
 
 Outputs and every parameter gradient in fp32 within 1e-5, for S = 1 and 2 inner steps, with
 and without layer norm, attention element-wise and as bmm; then whole training steps
@@ -13,10 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fwbook.data import associative_retrieval
-from fwbook.fused_eq4 import eq4_states, fused_loss, fused_training_step, supports
-from fwbook.models import ModelConfig, build_model
-from fwbook.train import plain_training_step
+from fwbook.core.data import associative_retrieval
+from fwbook.perf.fused_eq4 import eq4_states, fused_loss, fused_training_step, supports
+from fwbook.core.models import ModelConfig, build_model
+from fwbook.core.train import plain_training_step
 
 TOLERANCE = 1e-5
 

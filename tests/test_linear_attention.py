@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from fwbook.data import make_splits
-from fwbook.linear_attention import (decay_mask, fast_weights_as_linear_attention,
+from fwbook.core.data import make_splits
+from fwbook.chapters.ch07_linear_attention import (decay_mask, fast_weights_as_linear_attention,
                                      linear_attention_chunked, linear_attention_masked,
                                      linear_attention_recurrent, linear_attention_weights,
                                      time_forms)
-from fwbook.models import ModelConfig, build_model
+from fwbook.core.models import ModelConfig, build_model
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only contend on a shared machine
 
@@ -109,7 +109,7 @@ def test_key_dependence_and_its_figure():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fwbook.linear_attention import key_dependence, plot_key_dependence
+    from fwbook.chapters.ch07_linear_attention import key_dependence, plot_key_dependence
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(hidden=20)).eval()

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from fwbook.data import encode, make_splits
-from fwbook.models import FastWeightsCore, ModelConfig, build_model
+from fwbook.core.data import encode, make_splits
+from fwbook.core.models import FastWeightsCore, ModelConfig, build_model
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fwbook import book_config, book_theme, citation, colab
+from fwbook.cli import book_config
+from fwbook.cli import book_theme
+from fwbook.cli import citation
+from fwbook.cli import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
@@ -267,7 +270,7 @@ def test_binder_post_build_writes_every_chapter_notebook(tmp_path):
     environment = dict(os.environ, PATH=os.pathsep.join([str(BIN), os.environ["PATH"]]))
     result = _run(["./binder/postBuild"], cwd=tmp_path, env=environment)
     assert result.returncode == 0, result.stderr
-    from fwbook import book
+    from fwbook.cli import book
 
     for name in book.toc_chapters(ROOT):
         notebook = json.loads((tmp_path / "notebooks" / f"{name}.ipynb").read_text())
@@ -310,7 +313,7 @@ def test_colab_cell_does_nothing_outside_colab_and_asks_for_a_repository_inside(
 
 
 def test_colab_stamp_names_the_repository(tmp_path, capsys):
-    from fwbook import book
+    from fwbook.cli import book
 
     target = book.convert_chapter(ROOT / "notebooks" / "02_fast_weights_equation.py",
                                   tmp_path / "02.ipynb")
@@ -383,7 +386,7 @@ def test_bibtex_comes_from_the_cff(tmp_path):
 
 
 def test_record_links_are_links_to_files_that_exist():
-    from fwbook import results
+    from fwbook.chapters import ch05_results as results
 
     base = "https://github.com/someone/fwbook/blob/main/"
     text = results.record_links(["results/table1/irnn_R20_seed0.json", "runs/q/x.json",
@@ -403,7 +406,7 @@ def test_plumbing_is_collapsed_and_the_maths_stays_in_view():
     """Imports, profile switches and figure calls are collapsed (hide-input) or removed; a
     cell that computes one of the paper's equations (an ``(Eq. N)`` label in its code) is not."""
     import jupytext
-    from fwbook import book
+    from fwbook.cli import book
 
     hidden = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
     shown_maths = 0

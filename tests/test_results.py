@@ -10,10 +10,10 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from fwbook import results  # noqa: E402
-from fwbook.experiments import (PAPER_TABLE1, paper_recipe_config, recipe_config,  # noqa: E402
+from fwbook.chapters import ch05_results as results  # noqa: E402
+from fwbook.experiments.grids import (PAPER_TABLE1, paper_recipe_config, recipe_config,  # noqa: E402
                                 retrieval_config)
-from fwbook.records import config_hash, write_record  # noqa: E402
+from fwbook.core.records import config_hash, write_record  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -195,7 +195,7 @@ def test_grid_time_uses_only_records_that_name_their_step():
 
 
 def test_control_budget_table_keeps_long_runs_apart(tmp_path):
-    from fwbook.experiments import table1_configs
+    from fwbook.experiments.grids import table1_configs
 
     configs = table1_configs("paper", seeds=(0,))
     made = []
@@ -214,7 +214,7 @@ def test_control_budget_table_keeps_long_runs_apart(tmp_path):
 
 
 def test_verdict_reports_the_longer_control_budget():
-    from fwbook.experiments import table1_configs
+    from fwbook.experiments.grids import table1_configs
 
     configs = table1_configs("paper", seeds=(0,))
     made = [{"name": name, "model": "ln_irnn", "hidden": 20, "seed": 0, "status": "completed",

@@ -12,13 +12,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fwbook.batched import check_batchable, lstm_forward, train_batched
-from fwbook.data import associative_retrieval
-from fwbook.experiments import retrieval_config
-from fwbook.models import ModelConfig, build_model
-from fwbook.speed import (AUTO_COMPILE_MIN_UPDATES, FastPathWarning, _cpp_compiler,
+from fwbook.perf.batched import check_batchable, lstm_forward, train_batched
+from fwbook.core.data import associative_retrieval
+from fwbook.experiments.grids import retrieval_config
+from fwbook.core.models import ModelConfig, build_model
+from fwbook.core.steps import (AUTO_COMPILE_MIN_UPDATES, FastPathWarning, _cpp_compiler,
                           choose_training_step, compiled_training_step)
-from fwbook.train import TrainConfig, plain_training_step, train
+from fwbook.core.train import TrainConfig, plain_training_step, train
 
 needs_cpp = pytest.mark.skipif(_cpp_compiler() is None,
                                reason="TorchInductor needs a C++ compiler on the CPU (none found); "

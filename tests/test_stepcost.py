@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from fwbook.experiments import retrieval_config
-from fwbook.models import build_model
-from fwbook.stepcost import (PRIOR_COMPILE_UPDATES, PRIOR_RATIO, cache_file, cached_costs,
+from fwbook.experiments.grids import retrieval_config
+from fwbook.core.models import build_model
+from fwbook.core.stepcost import (PRIOR_COMPILE_UPDATES, PRIOR_RATIO, cache_file, cached_costs,
                              cost_key, decide, remember, time_eager_updates)
-from fwbook.train import plain_training_step
+from fwbook.core.train import plain_training_step
 
 
 def test_with_nothing_measured_only_runs_long_enough_for_the_worst_cold_compile_compile():

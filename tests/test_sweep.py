@@ -8,12 +8,12 @@ import sys
 import pytest
 import torch
 
-from fwbook import sweep as sweep_module
-from fwbook.experiments import (PAPER_RECIPE, PROFILE_SETTINGS, TABLE1_HIDDEN, TABLE1_MODELS,
+from fwbook.experiments import sweep as sweep_module
+from fwbook.experiments.grids import (PAPER_RECIPE, PROFILE_SETTINGS, TABLE1_HIDDEN, TABLE1_MODELS,
                                 retrieval_config, table1_configs)
-from fwbook.records import read_record
-from fwbook.sweep import (SweepConfigMismatch, checkpoint_path, run_sweep, sweep_status)
-from fwbook.train import train
+from fwbook.core.records import read_record
+from fwbook.experiments.sweep import (SweepConfigMismatch, checkpoint_path, run_sweep, sweep_status)
+from fwbook.core.train import train
 
 
 torch.set_num_threads(1)  # the machine is shared; one thread is also faster for tiny models
@@ -133,7 +133,7 @@ def test_cli_trains_only_and_refuses_a_mismatched_record(tmp_path):
 
 
 def test_git_commit_record_commits_that_file_alone(tmp_path):
-    from fwbook.sweep import git_commit_record
+    from fwbook.experiments.sweep import git_commit_record
 
     def git(*args):
         return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True,
@@ -170,7 +170,7 @@ def test_cli_rewrites_the_readme_block_without_training(tmp_path):
 
 
 def test_a_run_locked_by_a_live_process_is_not_trained_twice(tmp_path):
-    from fwbook.sweep import SweepFailed, default_checkpoint_dir
+    from fwbook.experiments.sweep import SweepFailed, default_checkpoint_dir
 
     config = tiny()
     checkpoints = tmp_path / "ckpt"

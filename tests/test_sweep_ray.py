@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fwbook.experiments import retrieval_config
-from fwbook.sweep import SweepConfigMismatch, checkpoint_path, default_checkpoint_dir
+from fwbook.experiments.grids import retrieval_config
+from fwbook.experiments.sweep import SweepConfigMismatch, checkpoint_path, default_checkpoint_dir
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
            "RAY_AUTH_MODE": "token"}
@@ -127,7 +127,7 @@ def test_ray_sweep_on_a_head_gives_the_local_backends_records(ray_head, tmp_path
 
 
 def test_a_run_held_by_a_live_process_is_not_started_on_ray(ray_head, tmp_path):
-    from fwbook.experiments import table1_configs
+    from fwbook.experiments.grids import table1_configs
 
     address, env = ray_head
     held, free = "irnn_R20_seed0", "fast_weights_R20_seed0"
@@ -147,7 +147,7 @@ def test_a_run_held_by_a_live_process_is_not_started_on_ray(ray_head, tmp_path):
 
 
 def test_a_run_that_raises_is_reported_and_the_others_finish(ray_head, tmp_path):
-    from fwbook.experiments import table1_configs
+    from fwbook.experiments.grids import table1_configs
 
     address, env = ray_head
     broken, fine = "irnn_R20_seed0", "fast_weights_R20_seed0"
@@ -248,13 +248,13 @@ def test_an_unreachable_address_is_one_line_and_exit_2(tmp_path):
 
 
 def test_a_record_of_another_configuration_is_refused_before_ray_starts(tmp_path):
-    from fwbook.sweep_ray import run_sweep_ray
+    from fwbook.experiments.sweep_ray import run_sweep_ray
 
     config = retrieval_config("irnn", 8, "smoke", 0, num_train=500, num_validation=100,
                               num_test=100, steps=20, eval_every=10)
     other = retrieval_config("irnn", 8, "smoke", 0, num_train=500, num_validation=100,
                              num_test=100, steps=20, eval_every=10, lr=3e-4)
-    from fwbook.sweep import run_sweep
+    from fwbook.experiments.sweep import run_sweep
 
     run_sweep({"run": config}, tmp_path, workers=1, quiet=True)
     before = (tmp_path / "run.json").read_text()
@@ -266,7 +266,7 @@ def test_a_record_of_another_configuration_is_refused_before_ray_starts(tmp_path
 
 
 def test_nothing_imports_ray_unless_the_ray_backend_is_chosen(tmp_path):
-    check = ("import sys, fwbook, fwbook.cli, fwbook.sweep, fwbook.sweep_cli, fwbook.sweep_ray\n"
+    check = ("import sys, fwbook, fwbook.cli.main, fwbook.experiments.sweep, fwbook.cli.sweep, fwbook.experiments.sweep_ray\n"
              "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]\n")
     assert subprocess.run([sys.executable, "-c", check], env=environment()).returncode == 0
     result = subprocess.run(
@@ -277,5 +277,5 @@ def test_nothing_imports_ray_unless_the_ray_backend_is_chosen(tmp_path):
     assert (tmp_path / "irnn_R20_seed0.json").exists()
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")]
-    assert "fwbook.sweep" in imported and "torch" in imported  # the check sees imports
+    assert "fwbook.experiments.sweep" in imported and "torch" in imported  # the check sees imports
     assert not [name for name in imported if name == "ray" or name.startswith("ray.")]

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from fwbook.experiments import retrieval_config
-from fwbook.records import aggregate, load_records, read_record
-from fwbook.train import TrainConfig, load_checkpoint, resolve_device, train
+from fwbook.experiments.grids import retrieval_config
+from fwbook.core.records import aggregate, load_records, read_record
+from fwbook.core.train import TrainConfig, load_checkpoint, resolve_device, train
 
 REQUIRED_FIELDS = {"model", "hidden", "seed", "profile", "test_error", "config", "commit",
                    "device", "wall_s", "versions", "curves", "status", "config_hash"}

@@ -6,9 +6,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from fwbook import widgets
-from fwbook.data import encode
-from fwbook.models import ModelConfig, build_model
+from fwbook.chapters import widgets
+from fwbook.core.data import encode
+from fwbook.core.models import ModelConfig, build_model
 
 matplotlib.use("Agg")
 

@@ -1,1 +1,0 @@
-from .book import add_parser  # noqa: F401  (plugs `python -m fwbook book` into the CLI)

@@ -1,0 +1,274 @@
+"""``python -m fwbook sweep table1|ablations``: run a grid of configurations, resumably.
+
+Plugged into ``fwbook.cli.main`` (which imports this module when it exists). Examples::
+
+    python -m fwbook sweep table1 --profile paper --workers 2 --commit
+    python -m fwbook sweep table1 --status
+    python -m fwbook sweep table1 --no-train --readme README.md
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fwbook.cli.arguments import non_negative_int, positive_int
+from fwbook.core.records import REPO_ROOT
+
+GRIDS = ("table1", "ablations", "fair")
+BACKENDS = ("local", "ray")
+DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations",
+                       "fair": "results/fair"}
+
+
+def add_parser(subparsers, parser_class) -> None:
+    from fwbook.experiments.grids import PROFILES
+
+    parser = subparsers.add_parser(
+        "sweep", help="run a grid of training runs (Table 1, ablations), resumably",
+        description="Train every run of a grid that has no record yet, in parallel worker "
+                    "processes. A finished run is never redone; an interrupted sweep (and a "
+                    "half-done run, from its checkpoint) resumes where it stopped. One JSON "
+                    "record per run under DIRECTORY.")
+    parser.add_argument("grid", choices=GRIDS, help="table1: IRNN, LSTM, A-LSTM, fast weights "
+                        "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid; fair: Table 1 "
+                        "under the fair-controls protocol (fwbook.experiments.fair; one run at a time)")
+    parser.add_argument("--profile", choices=PROFILES, default="paper",
+                        help="budget of every run (default: %(default)s)")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2],
+                        help="seeds of every cell (default: 0 1 2)")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="worker processes, one torch thread each (default: CPU count)")
+    parser.add_argument("--directory", type=Path, default=None,
+                        help="where records go (default: results/table1 or results/ablations)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="train only these run names of the grid")
+    parser.add_argument("--skip", nargs="+", default=None, metavar="NAME",
+                        help="leave these run names out (e.g. runs another sweep process is "
+                             "training right now: two processes must never train one run)")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="train at most this many of the missing runs (in grid order)")
+    parser.add_argument("--status", action="store_true",
+                        help="list which runs are done and which are missing; train nothing")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing (with --readme: only regenerate the table)")
+    parser.add_argument("--commit", action="store_true",
+                        help="git-commit each new record, alone, as soon as it is written")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="afterwards rewrite the block between <!-- table1:start --> and "
+                             "<!-- table1:end --> of this markdown file (table1 only)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    from fwbook.core.steps import TRAINING_STEPS
+
+    parser.add_argument("--step", choices=TRAINING_STEPS, default="auto",
+                        help="training step of every run: auto compiles long CPU runs (not "
+                             "lstm); the same maths either way (default: %(default)s)")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="local: worker processes on this machine (default); ray: each run "
+                             "a Ray task, on an embedded Ray here or on the cluster at --address")
+    parser.add_argument("--address", default=None, metavar="HOST:PORT",
+                        help="--backend ray: join the Ray cluster whose head listens there "
+                             "(default: $RAY_ADDRESS, else an embedded Ray on this machine)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                        help="device of every run; with --backend ray a cuda run gets a GPU of "
+                             "its own (default: %(default)s)")
+    parser.set_defaults(handler=run)
+
+
+def grid_configs(grid: str, profile: str, seeds: tuple[int, ...]) -> dict:
+    """The configurations of a named grid (ablations come from ``fwbook.experiments.ablations``)."""
+    if grid == "table1":
+        from fwbook.experiments.grids import table1_configs
+
+        return table1_configs(profile, tuple(seeds))
+    try:
+        from fwbook.experiments.ablations import ablation_configs
+    except ModuleNotFoundError as error:
+        if error.name != "fwbook.experiments.ablations":
+            raise
+        raise ValueError("the ablation grid is not defined yet (fwbook.experiments.ablations."
+                         "ablation_configs(profile, seeds) is missing)") from None
+    return ablation_configs(profile, tuple(seeds))
+
+
+def _check_readme(readme: Path, parser) -> None:
+    """Refuse, before any work, a --readme that is missing or lacks the table1 markers."""
+    from fwbook.chapters.ch05_results import README_END, README_START, replace_marked_block
+
+    if not readme.is_file():
+        parser.error(f"--readme {readme}: no such file")
+    try:
+        replace_marked_block(readme.read_text(), "")
+    except UnicodeDecodeError:
+        parser.error(f"--readme {readme} is not a text file")
+    except ValueError:
+        parser.error(f"--readme {readme} has no table block: expected one {README_START} "
+                     f"followed by one {README_END}")
+
+
+def run(args, parser) -> int:
+    from fwbook.experiments.sweep import SweepConfigMismatch, SweepFailed, git_commit_record, run_sweep, sweep_status
+
+    sweep_function = _backend(args, parser)
+    if args.readme is not None and args.grid != "table1":
+        parser.error("--readme only applies to the table1 grid")
+    if args.readme is not None:
+        _check_readme(args.readme, parser)
+    directory = args.directory or REPO_ROOT / DEFAULT_DIRECTORIES[args.grid]
+    if directory.exists() and not directory.is_dir():
+        parser.error(f"--directory {directory} is a file, not a folder of run records")
+    if args.no_train and args.readme is not None and not directory.is_dir():
+        parser.error(f"--directory {directory} does not exist: no records to build the table "
+                     f"from, so {args.readme} is left as it is")
+    if args.grid == "fair":
+        return run_fair_grid(args, parser)
+    try:
+        configs = grid_configs(args.grid, args.profile, tuple(args.seeds))
+    except ValueError as error:
+        parser.error(str(error))
+    if args.only:
+        unknown = [name for name in args.only if name not in configs]
+        if unknown:
+            parser.error(f"--only: not in the {args.grid} grid: {', '.join(unknown)}")
+        configs = {name: configs[name] for name in args.only}
+    if args.skip:
+        unknown = [name for name in args.skip if name not in configs]
+        if unknown:
+            parser.error(f"--skip: not in the {args.grid} grid: {', '.join(unknown)}")
+        configs = {name: config for name, config in configs.items() if name not in args.skip}
+    try:
+        status = sweep_status(configs, directory)
+    except SweepConfigMismatch as error:
+        parser.error(str(error))
+    except ValueError as error:  # a truncated or binary record
+        parser.error(f"{error}; move it away to retrain that run")
+    if args.no_train and args.readme is not None and not status["done"]:
+        parser.error(f"--directory {directory} holds no {args.grid} records of the "
+                     f"{args.profile} profile: rewriting {args.readme} would mark every cell "
+                     f"'not run yet', so it is left as it is")
+    if args.status:
+        print(f"{args.grid} ({args.profile}): {len(status['done'])} of {len(configs)} runs done "
+              f"in {directory}, {status['wall_s'] / 3600:.2f} h of training")
+        from fwbook.experiments.sweep import checkpoint_progress, default_checkpoint_dir
+
+        checkpoints = default_checkpoint_dir(directory)
+        for name, config in configs.items():
+            if name in status["done"]:
+                print(f"  done  {name}")
+                continue
+            step = checkpoint_progress(checkpoints, name, config)
+            print(f"  todo  {name}" + (f"  (checkpoint at update {step:,} of {config.steps:,})"
+                                        if step else ""))
+        return 0
+    if not args.no_train:
+        if args.limit is not None:
+            keep = set(status["done"]) | set(status["todo"][:args.limit])
+            configs = {name: config for name, config in configs.items() if name in keep}
+
+        def commit(name, record, path):
+            if args.commit:
+                error = record.get("test_error")
+                shown = f"{100 * error:.2f}%" if error is not None else record.get("status")
+                git_commit_record(path, f"results/{args.grid}: {name} ({args.profile}), "
+                                        f"test error {shown}")
+
+        try:
+            sweep_function(configs, directory, workers=args.workers, profile=args.profile,
+                           quiet=args.quiet, on_record=commit, step=args.step,
+                           device=args.device)
+        except SweepFailed as error:
+            print(f"fwbook sweep: {error}")
+            return 1
+    if args.readme is not None:
+        from fwbook.chapters.ch05_results import write_readme_block
+
+        write_readme_block(args.readme, directory)
+        print(f"rewrote the table1 block of {args.readme}")
+    return 0
+
+
+def _backend(args, parser):
+    """The sweep function of ``--backend``: ``run_sweep``, or ``run_sweep_ray`` bound to the
+    checked ``--address`` and turning an unreachable cluster into one usage line (exit 2).
+    Ray is imported only here, and only for ``--backend ray``."""
+    if args.backend == "local":
+        if args.address is not None:
+            parser.error("--address only applies to --backend ray")
+        from fwbook.experiments.sweep import run_sweep
+
+        return run_sweep
+    from fwbook.experiments.sweep_ray import RayUnreachable, resolve_address, run_sweep_ray
+
+    try:
+        address = resolve_address(args.address)
+    except ValueError as error:
+        parser.error(f"--address: {error}")
+
+    def sweep_on_ray(*positional, **keywords):
+        try:
+            return run_sweep_ray(*positional, address=address, **keywords)
+        except RayUnreachable as error:
+            parser.error(str(error))
+
+    return sweep_on_ray
+
+
+def run_fair_grid(args, parser) -> int:
+    """``sweep fair``: the protocol of :mod:`fwbook.experiments.fair`, one run at a time in its order."""
+    from fwbook.experiments.fair import fair_plan, run_fair
+    from fwbook.experiments.sweep import (SweepConfigMismatch, checkpoint_progress, default_checkpoint_dir,
+                        existing_record, git_commit_record)
+
+    directory = args.directory or REPO_ROOT / DEFAULT_DIRECTORIES["fair"]
+    seeds = tuple(args.seeds)
+    try:
+        plan, waiting = fair_plan(directory, args.profile, seeds=seeds)
+    except SweepConfigMismatch as error:
+        parser.error(str(error))
+    for option in ("only", "skip"):
+        names = getattr(args, option) or []
+        unknown = [name for name in names if name not in plan]
+        if unknown:
+            parser.error(f"--{option}: not in the fair plan (yet): {', '.join(unknown)}")
+    if args.status:
+        checkpoints = default_checkpoint_dir(directory)
+        done = 0
+        lines = []
+        for name, config in plan.items():
+            try:
+                record = existing_record(directory, name, config)
+            except SweepConfigMismatch as error:
+                parser.error(str(error))
+            if record is not None:
+                done += 1
+                lines.append(f"  done  {name}")
+                continue
+            step = checkpoint_progress(checkpoints, name, config)
+            lines.append(f"  todo  {name}" + (f"  (checkpoint at update {step:,} of "
+                                               f"{config.steps:,})" if step else ""))
+        print(f"fair ({args.profile}): {done} of {len(plan)} planned runs done in {directory}")
+        print("\n".join(lines))
+        for cell in waiting:
+            print(f"  later {cell}: its other seeds, once its learning rates have finished")
+        return 0
+    if args.no_train:
+        return 0
+    if args.workers not in (None, 1):
+        print("fwbook sweep fair: trains one run at a time (its plan depends on finished "
+              "runs); --workers is ignored")
+
+    def commit(name, record, path):
+        if args.commit:
+            error = record.get("test_error")
+            shown = f"{100 * error:.2f}%" if error is not None else record.get("status")
+            git_commit_record(path, f"results/fair: {name} ({args.profile}), test error {shown}")
+
+    result = run_fair(directory, args.profile, seeds=seeds,
+                      only=set(args.only) if args.only else None,
+                      skip=set(args.skip) if args.skip else None, limit=args.limit,
+                      quiet=args.quiet, step=args.step, on_record=commit)
+    if result["failed"]:
+        lines = "; ".join(f"{name}: {message}" for name, message in result["failed"].items())
+        print(f"fwbook sweep: {len(result['failed'])} runs failed ({lines}); run the sweep "
+              f"again to retry")
+        return 1
+    return 0

@@ -1,0 +1,173 @@
+"""Run records: one JSON file per finished run, with everything needed to trust a number.
+
+A record holds the full configuration, the seed, the git commit, package versions, the
+device, wall time, the learning curves and the final test error. Records are written
+atomically (a temporary file renamed into place), so a killed run never leaves half a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any, Iterable
+
+RECORD_SCHEMA = 1
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def git_commit(root: Path = REPO_ROOT, paths: list[str] | None = None) -> str:
+    """The current commit, with ``-dirty`` appended when tracked files differ from it.
+
+    Args:
+        root: the repository.
+        paths: only these files count for ``-dirty`` (the code a run used); None: all.
+    """
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                *(paths or [])], cwd=root, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    from fwbook import __version__
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "fwbook": __version__}
+
+
+def device_description(device: Any) -> dict[str, Any]:
+    """Type and human-readable name of a torch device, plus the host's CPU count."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+    return {"type": device.type, "name": name, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}
+
+
+def provenance(device: Any) -> dict[str, Any]:
+    return {"commit": git_commit(), "versions": package_versions(),
+            "device": device_description(device), "host": platform.node()}
+
+
+def config_hash(config: dict) -> str:
+    """A short stable hash of a configuration (key order does not matter)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a uniquely named temporary file in the same folder.
+
+    The temporary file (``.<name>.<random>``) is flushed to disk and renamed over ``path``, so
+    a reader sees the old file or the new one, never half of one; two writers never share a
+    temporary name. On any failure (disk full, a signal) the temporary file is removed and the
+    error re-raised; ``path`` is then untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; records are for everyone to read
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike, payload: dict | list) -> Path:
+    """Write JSON to ``path`` atomically (see :func:`write_bytes_atomic`)."""
+    text = json.dumps(payload, indent=1, sort_keys=False) + "\n"
+    return write_bytes_atomic(path, text.encode())
+
+
+def write_record(path: str | os.PathLike, record: dict) -> Path:
+    return write_json_atomic(path, record)
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"run record {path} is not valid JSON ({error}); it may be "
+                         f"truncated") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a fwbook run record (binary, not JSON text)") from None
+    if not isinstance(record, dict) or "config" not in record:
+        raise ValueError(f"{path} is not a fwbook run record (no 'config' field)")
+    return record
+
+
+def load_records(directory: str | os.PathLike, **match: Any) -> list[dict]:
+    """All records under ``directory`` (recursively) whose top-level fields equal ``match``.
+
+    Each returned record gains a ``path`` field (relative to the repository when possible).
+    """
+    directory = Path(directory)
+    records = []
+    for path in sorted(directory.rglob("*.json")):
+        try:
+            record = read_record(path)
+        except ValueError:
+            continue
+        if all(record.get(key) == value for key, value in match.items()):
+            try:
+                record["path"] = str(path.resolve().relative_to(REPO_ROOT))
+            except ValueError:
+                record["path"] = str(path)
+            records.append(record)
+    return records
+
+
+def thin_curve(curves: dict[str, list], max_points: int = 200) -> dict[str, list]:
+    """Keep at most ``max_points`` evenly spaced points of every curve (always the last)."""
+    length = len(curves.get("step", []))
+    if length <= max_points:
+        return curves
+    keep = sorted({round(i * (length - 1) / (max_points - 1)) for i in range(max_points)})
+    return {name: [values[i] for i in keep] for name, values in curves.items()}
+
+
+def aggregate(records: Iterable[dict], by: tuple[str, ...] = ("model", "hidden"),
+              value: str = "test_error") -> list[dict]:
+    """Mean, spread and sources of ``value`` for every group of records sharing ``by``.
+
+    Returns one dict per group: the ``by`` fields, ``mean``, ``std`` (0 for one record),
+    ``min``, ``max``, ``n`` and ``paths`` (the records behind the cell).
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        if record.get(value) is None:
+            continue
+        groups.setdefault(tuple(record.get(key) for key in by), []).append(record)
+    rows = []
+    for key, members in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
+        values = [member[value] for member in members]
+        rows.append({**dict(zip(by, key)), "mean": mean(values),
+                     "std": stdev(values) if len(values) > 1 else 0.0,
+                     "min": min(values), "max": max(values), "n": len(values),
+                     "paths": [member.get("path", "") for member in members]})
+    return rows
