@@ -383,10 +383,18 @@ class LSTMClassifier(RecurrentClassifier):
         return states, None
 
 
-def build_model(config: ModelConfig | dict) -> RecurrentClassifier:
-    """Build the model a :class:`ModelConfig` (or its dict form) describes."""
+def build_model(config: ModelConfig | dict, seed: Optional[int] = None) -> RecurrentClassifier:
+    """Build the model a :class:`ModelConfig` (or its dict form) describes.
+
+    With ``seed`` the initial parameters are those of ``torch.manual_seed(seed)`` followed by
+    the build, and the global random state is left as it was.
+    """
     if isinstance(config, dict):
         config = ModelConfig(**config)
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_model(config)
     if config.model == "fast_weights":
         return FastWeightsRNN(config)
     if config.model == "irnn":
