@@ -17,7 +17,7 @@ built from ``h(1) .. h(t)``. ``h(0) = 0`` and ``A(0) = 0``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
 import torch
@@ -407,3 +407,25 @@ def build_model(config: ModelConfig | dict, seed: Optional[int] = None) -> Recur
         from fwbook.core.controls import AssociativeLSTMClassifier
         return AssociativeLSTMClassifier(config)
     raise ValueError(f"model must be one of {', '.join(MODEL_NAMES)}; got {config.model!r}")
+
+
+def variant(model: RecurrentClassifier, **changes) -> RecurrentClassifier:
+    """The same trained parameters under other settings: the one way to re-form a model.
+
+    ``changes`` are :class:`ModelConfig` fields that change no parameter's shape (``memory``,
+    ``fast_lr``, ``decay``, ``inner_steps``, ...). The result is a new model whose ``config``
+    says what it computes; ``model`` itself is left untouched. It sits on the same device, in
+    the same dtype and the same train/eval mode.
+
+    Raises:
+        ValueError: a change that alters the parameters (another model, another R, ...).
+    """
+    config = replace(model.config, **changes)
+    derived = build_model(config)
+    try:
+        derived.load_state_dict(model.state_dict())
+    except RuntimeError as error:
+        raise ValueError(f"variant: {', '.join(f'{k}={v!r}' for k, v in changes.items())} "
+                         f"changes the model's parameters, not only its settings") from error
+    reference = next(model.parameters())
+    return derived.to(device=reference.device, dtype=reference.dtype).train(model.training)
