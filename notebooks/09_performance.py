@@ -56,13 +56,20 @@ device = "auto"
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
-from fwbook.perf import bench
+from fwbook.chapters import ch09_performance as chapter
 from fwbook.experiments.grids import PROFILE_SETTINGS
+from fwbook.perf import bench
+from fwbook.perf.flops import format_flops
+from fwbook.perf.speedup import format_speedup
+from fwbook.perf.sweep_throughput import grid_hours
+from fwbook.perf.throughput import format_table
+from fwbook.perf.timing import threads_line
 
 documents = {suite: bench.load_bench(suite) for suite in bench.SUITES}
 source = "read from the committed results/bench/*.json"
 if profile == "smoke":  # suites not committed yet are measured at tiny sizes, to check the code
-    for suite in [s for s, document in documents.items() if document is None]:
+    for suite in [s for s, document in documents.items()
+                  if document is None and s in bench.DEFAULT_ALL]:
         documents[suite] = bench.run_suite(suite, device="cpu", quick=True, repeats=1)
         source += f"; {suite} measured just now at tiny sizes (smoke)"
 print(f"profile: {profile}; figures {source}")
@@ -70,14 +77,14 @@ for suite, document in documents.items():
     if document is None:
         print(f"{suite}: not measured yet")
     else:
-        print(f"{suite}: measured {document['measured_at']} on {bench.hardware_label(document)}, "
+        print(f"{suite}: measured {document['measured_at']} on {chapter.machine_caption(document)}, "
               f"commit {document['commit'][:12]}")
 
 # %% [markdown]
 # ## Training paths against a plain eager implementation
 #
 # `bench` keeps a frozen copy of the first, plain eager Eq. 4 recurrence
-# (`fwbook.perf.bench.ReferenceEagerCore`: a slice, a `torch.cat` and two batched matrix-vector
+# (`fwbook.perf.speedup.ReferenceEagerCore`: a slice, a `torch.cat` and two batched matrix-vector
 # products per step) as the yardstick. The *eager* path is `fwbook.core.train(step="eager")`:
 # the package's model, whose training forward computes $\eta\lambda^k$ once and the attention
 # of Eq. 4 with element-wise products, and the plain step. The *compiled* path is
@@ -101,10 +108,10 @@ for suite, document in documents.items():
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Training sequences per second of the three Eq. 4 training paths (the frozen eager reference, the eager step, the compiled step), each bar labelled with its speed-up over the reference.", "name": "fig-speedup"}, "image": {"alt": "Grouped bar chart of training sequences per second at each measured hidden size R for the reference, the eager step and the compiled step, each bar labelled with its speed-up over the reference."}}
 speedup = documents["speedup"]
 if speedup is not None:
-    print(bench.threads_line(speedup["settings"]["threads"]))
-    for line in bench.speedup_summary(speedup):
+    print(threads_line(speedup["settings"]["threads"]))
+    for line in chapter.speedup_summary(speedup):
         print(line)
-    bench.plot_speedup(speedup)
+    chapter.plot_speedup(speedup)
     plt.show()
 
 # %% [markdown]
@@ -127,10 +134,10 @@ if speedup is not None:
 
 # %% tags=["hide-input"]
 if speedup is not None:
-    for line in bench.ideas_summary(speedup):
+    for line in chapter.ideas_summary(speedup):
         print(line)
     print()
-    print(bench.format_speedup(speedup["rows"]))
+    print(format_speedup(speedup["rows"]))
 
 # %% [markdown]
 # ## How far from the machine's limit
@@ -148,8 +155,8 @@ if speedup is not None:
 # %%
 flops = documents["flops"]
 if flops is not None:
-    print(bench.threads_line(flops["settings"]["threads"]))
-    print(bench.format_flops(flops["rows"]))
+    print(threads_line(flops["settings"]["threads"]))
+    print(format_flops(flops["rows"]))
     rows = flops["rows"]
     best = max(rows, key=lambda r: r["fraction_at_shape"])
     worst = min(rows, key=lambda r: r["fraction_at_shape"])
@@ -193,7 +200,7 @@ if speedup is not None:
 # %% tags=["hide-input"]
 throughput = documents["throughput"]
 if throughput is not None:
-    print(bench.format_table(throughput["rows"]))
+    print(format_table(throughput["rows"]))
 
 # %% [markdown]
 # ## Memory cost against $H$ and $T$: where Eq. 4 wins
@@ -212,7 +219,7 @@ if cost is not None:
         winners = [f"H={h}: Eq. 4 {rates[(h, 'efficient')] / rates[(h, 'explicit')]:.2f}x explicit"
                    for h in sorted({h for h, _ in rates})]
         print(f"T = {length}: " + "; ".join(winners))
-    bench.plot_memory_cost(cost)
+    chapter.plot_memory_cost(cost)
     plt.show()
 
 # %% [markdown]
@@ -221,7 +228,7 @@ if cost is not None:
 # Projected from update rates: models per hour for the paper profile (40,000 updates per
 # run; evaluation excluded), three seeds trained one after another with the eager step
 # against the same three seeds trained as one batched model
-# (`fwbook.perf.batched.train_batched`: stacked weights and `torch.func.vmap`, each seed with its
+# (`fwbook.perf.batched`: stacked weights and `torch.func.vmap`, each seed with its
 # own initialisation, data order, clipping and record, tested equal to single runs). The
 # sweep does not use batching: it gains less than compiling the step does, and it has no
 # checkpoints.
@@ -231,11 +238,11 @@ if cost is not None:
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Sweep throughput for each Table 1 cell: models of 40,000 updates trained per hour, one seed after another and with three seeds batched.", "name": "fig-sweep"}, "image": {"alt": "Grouped bar chart with one pair of bars per Table 1 cell (IRNN, LSTM, A-LSTM and fast weights at R = 20, 50 and 100): models trained per hour one by one and with three seeds batched."}}
 sweep = documents["sweep"]
 if sweep is not None:
-    grid = bench.grid_hours(sweep["rows"])
+    grid = grid_hours(sweep["rows"])
     print(f"projected Table 1 grid ({len(sweep['rows'])} cells x {sweep['rows'][0]['seeds']} "
           f"seeds) in one process: {grid['single_hours']:.1f} h one by one, "
           f"{grid['batched_hours']:.1f} h with batched seeds")
-    bench.plot_sweep(sweep)
+    chapter.plot_sweep(sweep)
     plt.show()
 
 # %% [markdown]
@@ -275,8 +282,8 @@ else:
 # machine by default, or on a cluster with `--address HOST:PORT` (see *How to reproduce*). It
 # keeps the local backend's rules (a finished run is never redone, a record of another
 # configuration is refused, a run another sweep holds is not started) and gives the same
-# records. What does Ray cost on one 2-core machine? Measured by `python -m
-# fwbook.perf.backend_bench`: whole `fwbook sweep` commands on the first runs of the quick Table 1
+# records. What does Ray cost on one 2-core machine? Measured by `fwbook bench --suite
+# backends`: whole `fwbook sweep` commands on the first runs of the quick Table 1
 # grid, startup included, the two backends alternated (local, Ray, Ray, local) in one run so
 # that the load of the shared machine weighs on both alike. The machine was shared with other
 # work while this ran (its load average is printed below, against 2 cores): read the medians
@@ -285,9 +292,9 @@ else:
 # %% tags=["hide-input"]
 from fwbook.perf import backend_bench
 
-backends = bench.load_bench("backends")
+backends = documents["backends"]
 if backends is None:
-    print("backends: not measured yet (python -m fwbook.perf.backend_bench)")
+    print("backends: not measured yet (fwbook bench --suite backends)")
 else:
     print(f"measured {backends['measured_at']} on {backends['device']['type']}: "
           f"{backends['device']['name']}, {backends['device']['cpu_count']} cores, one torch "
@@ -309,7 +316,7 @@ if tta is not None:
             reached = (f"{mark['updates']:,} updates, {mark['wall_s']:.0f} s"
                        if mark["updates"] else f"not reached in {result['max_updates']:,} updates")
             print(f"validation error <= {mark['val_error']:.0%}: {reached}")
-    bench.plot_time_to_accuracy(tta)
+    chapter.plot_time_to_accuracy(tta)
     plt.show()
 
 # %% [markdown]

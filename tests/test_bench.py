@@ -12,9 +12,12 @@ import torch
 
 matplotlib.use("Agg")
 
-from fwbook.perf import bench  # noqa: E402
+from fwbook.chapters import ch09_performance as chapter  # noqa: E402
 from fwbook.core.data import associative_retrieval  # noqa: E402
 from fwbook.core.models import ModelConfig, build_model  # noqa: E402
+from fwbook.perf import bench, speedup, timing  # noqa: E402
+from fwbook.perf.sweep_throughput import grid_hours  # noqa: E402
+from fwbook.perf.throughput import format_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +26,7 @@ def test_reference_core_equals_package_model():
     """The frozen eager yardstick computes the same function as the package's model."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(hidden=12))
-    reference = bench.reference_eager_model(12)
+    reference = speedup.reference_eager_model(12)
     reference.load_state_dict(model.state_dict())
     tokens = associative_retrieval(32, generator=torch.Generator().manual_seed(1)).inputs
     assert torch.allclose(reference(tokens), model(tokens), atol=1e-5)
@@ -34,17 +37,18 @@ def documents(tmp_path_factory):
     directory = tmp_path_factory.mktemp("bench")
     torch.set_num_threads(1)
     return {suite: bench.run_suite(suite, device="cpu", output_dir=directory, quick=True,
-                                   repeats=2, threads=1) for suite in bench.SUITES}, directory
+                                   repeats=2, threads=1) for suite in bench.DEFAULT_ALL}, directory
 
 
 def test_suites_write_documents_with_provenance(documents):
     results, directory = documents
-    for suite in bench.SUITES:
+    for suite in bench.DEFAULT_ALL:
         document = json.loads((directory / f"{suite}.json").read_text())
         assert document["suite"] == suite and document["rows"]
         assert {"commit", "versions", "device"} <= set(document)
         assert document["device"]["type"] == "cpu"
         assert document["settings"]["threads"]["chosen"] == 1
+        assert set(document["settings"]["load_1min"]) == {"before", "after"}
     speedup = results["speedup"]["rows"]
     # quick mode compiles nothing: the eager paths only, and train's default here is eager
     assert [r["path"] for r in speedup] == ["reference", "eager", "fused", "fused_bmm"]
@@ -60,14 +64,14 @@ def test_suites_write_documents_with_provenance(documents):
         assert row["fraction_at_shape"] == pytest.approx(
             row["flops_per_update"] * row["seq_per_s"] / 128 / 1e9
             / row["matmul_gflops_at_shape"], rel=1e-2, abs=0.001)
-    summary = bench.speedup_summary(results["speedup"])
+    summary = chapter.speedup_summary(results["speedup"])
     assert summary[0].startswith("R = 8, as multiples of the plain eager reference (")
     assert "\n  eager path " in summary[0] and "[train's default]" in summary[0]
     assert all(r["seq_per_s"] > 0 for r in speedup)
     assert {r["memory"] for r in results["cost"]["rows"]} == {"explicit", "efficient"}
     assert {(r["model"], r["hidden"]) for r in results["flops"]["rows"]} == {
         ("fast_weights", 8), ("lstm", 8)}
-    hours = bench.grid_hours(results["sweep"]["rows"])
+    hours = grid_hours(results["sweep"]["rows"])
     assert hours["single_hours"] > 0 and hours["batched_hours"] > 0
 
 
@@ -81,31 +85,31 @@ def test_timed_blocks_interleave_and_wide_spreads_are_flagged():
         calls.append("bursty")
         time.sleep(next(sleeps))
 
-    stats = bench.interleaved_rates({"steady": steady, "bursty": bursty}, 1, 4, 1)
+    stats = timing.interleaved_rates({"steady": steady, "bursty": bursty}, 1, 4, 1)
     assert calls == ["steady", "bursty"] * 4  # block r of each before block r + 1 of any
-    assert stats["bursty"]["unsteady"] and stats["bursty"]["spread"] > bench.SPREAD_LIMIT
+    assert stats["bursty"]["unsteady"] and stats["bursty"]["spread"] > timing.SPREAD_LIMIT
     assert stats["bursty"]["min"] < stats["bursty"]["median"] < stats["bursty"]["max"]
     # the flag and the note, on fixed numbers
     steady_stats = {"min": 95.0, "median": 100.0, "max": 110.0, "spread": 0.15,
                     "unsteady": False}
-    rows = [{"model": "m", "memory": "-", "hidden": 1, **bench.rate_fields(value)}
+    rows = [{"model": "m", "memory": "-", "hidden": 1, **timing.rate_fields(value)}
             for value in (steady_stats, stats["bursty"])]
     assert rows[0] == {"model": "m", "memory": "-", "hidden": 1, "seq_per_s": 100.0,
                        "seq_per_s_min": 95.0, "seq_per_s_max": 110.0, "spread": 0.15,
                        "unsteady": False}
-    assert "(1 of 2 rows)" in bench.spread_note(rows)
-    lines = bench.format_table(rows).splitlines()
+    assert "(1 of 2 rows)" in timing.spread_note(rows)
+    lines = format_table(rows).splitlines()
     assert lines[1].endswith(" ") and lines[2].endswith("!")
 
 
 def test_thread_count_is_measured_and_printed():
-    choice = bench.measure_threads("cpu", candidates=(1, 2), hidden=8, repeats=1,
+    choice = timing.measure_threads("cpu", candidates=(1, 2), hidden=8, repeats=1,
                                    steps_per_repeat=1)
     assert choice["chosen"] in (1, 2) and set(choice["seq_per_s"]) == {"1", "2"}
     assert choice["seq_per_s"][str(choice["chosen"])] == max(choice["seq_per_s"].values())
-    line = bench.threads_line(choice)
+    line = timing.threads_line(choice)
     assert line.startswith(f"torch threads: {choice['chosen']} (measured: 1 thread ")
-    assert bench.threads_line({"chosen": 3, "how": "asked for (--threads)"}) == \
+    assert timing.threads_line({"chosen": 3, "how": "asked for (--threads)"}) == \
         "torch threads: 3 (asked for (--threads))"
 
 
@@ -120,15 +124,15 @@ def test_grid_hours_use_the_profile_budget():
     rows = [{"single_updates_per_s": 10.0, "batched_updates_per_s": 20.0},
             {"single_updates_per_s": 5.0, "batched_updates_per_s": 5.0}]
     # 3,600 updates: 360 s + 720 s one by one, 180 s + 720 s batched
-    assert bench.grid_hours(rows, steps=3_600) == {"single_hours": 0.3, "batched_hours": 0.25,
+    assert grid_hours(rows, steps=3_600) == {"single_hours": 0.3, "batched_hours": 0.25,
                                                    "steps": 3_600}
-    assert bench.grid_hours(rows)["steps"] == 40_000  # the paper profile's budget
+    assert grid_hours(rows)["steps"] == 40_000  # the paper profile's budget
 
 
-@pytest.mark.parametrize("suite, draw", [("speedup", bench.plot_speedup),
-                                         ("cost", bench.plot_memory_cost),
-                                         ("sweep", bench.plot_sweep),
-                                         ("tta", bench.plot_time_to_accuracy)])
+@pytest.mark.parametrize("suite, draw", [("speedup", chapter.plot_speedup),
+                                         ("cost", chapter.plot_memory_cost),
+                                         ("sweep", chapter.plot_sweep),
+                                         ("tta", chapter.plot_time_to_accuracy)])
 def test_figures_name_the_hardware(documents, suite, draw):
     figure = draw(documents[0][suite])
     titles = [axis.get_title() for axis in figure.axes] + [
@@ -137,7 +141,30 @@ def test_figures_name_the_hardware(documents, suite, draw):
 
 
 def test_committed_results_are_readable():
-    for suite in bench.SUITES:
+    found = [suite for suite in bench.SUITES if bench.load_bench(suite) is not None]
+    assert set(found) >= {"speedup", "flops", "throughput"}, "results/bench lost its records"
+    for suite in found:
         document = bench.load_bench(suite)
-        if document is not None:
-            assert document["rows"] and document["device"]["name"]
+        assert document["rows" if suite != "backends" else "sweeps"]
+        assert document["device"]["name"]
+
+
+def test_reruns_spread_is_computed_per_row():
+    def document(rates, unsteady=False, load=1.0):
+        return {"settings": {"load_1min": {"before": load}},
+                "rows": [{"model": "fast_weights", "memory": "efficient", "hidden": h,
+                          "seq_per_s": rate, "unsteady": unsteady} for h, rate in rates.items()]}
+
+    runs = [document({20: 100.0, 50: 50.0}), document({20: 110.0, 50: 80.0}, True, 4.0),
+            document({20: 105.0, 50: 60.0})]
+    spreads = chapter.rerun_spread(runs)
+    assert [item["spread"] for item in spreads] == [0.1, 0.6]
+    assert [item["unsteady_in"] for item in spreads] == [1, 1]
+    lines = chapter.rerun_summary(runs)
+    assert lines[0] == "3 reruns; load average (1 min) at their start: 1.0, 4.0, 1.0"
+    assert lines[-1].startswith("1 of 2 rows within 15% across the reruns (widest 60%)")
+
+
+def test_unknown_suite_is_refused():
+    with pytest.raises(ValueError, match="suite must be one of throughput, speedup"):
+        bench.run_suite("nonsense", device="cpu", threads=1)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fwbook.perf.bench import reference_eager_model
+from fwbook.perf.speedup import reference_eager_model
 from fwbook.core.data import associative_retrieval
 from fwbook.perf.flops import (FLOP_MODELS, count_matmul_flops, matmul_rate, parameter_count,
                           training_flops)

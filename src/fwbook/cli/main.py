@@ -375,7 +375,8 @@ def _add_bench(subparsers) -> None:
                              "FLOPs per update and the fraction of the machine's matmul rate; "
                              "cost: explicit vs Eq. 4 against H and T; sweep: Table 1 models per "
                              "hour, one by one and batched; tta: FW R=20 time to 5%% and 2%% "
-                             "validation error; all: every suite")
+                             "validation error; backends: whole `fwbook sweep` commands, local "
+                             "against Ray (minutes); all: every suite but backends")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="write each suite's result with provenance as SUITE.json here "
                              "(e.g. results/bench)")
@@ -389,10 +390,11 @@ def _add_bench(subparsers) -> None:
 
 
 def _run_bench(args, parser) -> int:
-    from fwbook.perf.bench import SUITES, choose_threads, json_paths, run_suite
+    from fwbook.perf.bench import DEFAULT_ALL, json_paths, run_suite
+    from fwbook.perf.timing import choose_threads
     from fwbook.core.train import resolve_device
 
-    suites = SUITES if args.suite == "all" else (args.suite,)
+    suites = DEFAULT_ALL if args.suite == "all" else (args.suite,)
     outputs = json_paths(args.json, suites) if args.json is not None else {}
     try:
         device = resolve_device(args.device)

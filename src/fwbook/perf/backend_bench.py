@@ -1,7 +1,7 @@
 """Sweep throughput of the two backends, local processes against Ray, measured in one run.
 
-``python -m fwbook.perf.backend_bench --runs 4 --rounds 2 --output results/bench/backends.json``
-times whole ``fwbook sweep`` commands, as a user runs them (a fresh Python, the imports, the
+``fwbook bench --suite backends --output-dir results/bench`` (:func:`measure_backends`) times
+whole ``fwbook sweep`` commands, as a user runs them (a fresh Python, the imports, the
 worker processes or the embedded Ray, training, records written), on the first ``runs`` runs
 of the quick Table 1 grid (seed 0), each sweep into a fresh folder. The backends alternate in
 the order local, ray, ray, local, ... (ABBA), so a load that drifts during the measurement
@@ -12,7 +12,6 @@ records of the two backends are compared (same configuration hash, curves and te
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -24,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from fwbook.core.records import REPO_ROOT, provenance, write_json_atomic
+from fwbook.core.records import provenance
 
 BACKENDS = ("local", "ray")
 SAME_FIELDS = ("config_hash", "curves", "test_error")
@@ -143,24 +142,3 @@ def summary(document: dict) -> list[str]:
     lines.append("records of both backends: "
                  + ("identical" if document["records_identical"] else "DIFFERENT"))
     return lines
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fwbook.perf.backend_bench",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=4, help="runs of the grid (default: 4)")
-    parser.add_argument("--rounds", type=int, default=2, help="sweeps per backend (default: 2)")
-    parser.add_argument("--workers", type=int, default=2, help="(default: 2)")
-    parser.add_argument("--profile", default="quick", help="(default: quick)")
-    parser.add_argument("--output", type=Path, default=REPO_ROOT / "results" / "bench" /
-                        "backends.json", help="(default: results/bench/backends.json)")
-    args = parser.parse_args(argv)
-    document = measure_backends(args.runs, args.rounds, args.workers, args.profile)
-    write_json_atomic(args.output, document)
-    print("\n".join(summary(document)))
-    print(f"written to {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -41,7 +41,7 @@ from fwbook.core.records import RECORD_SCHEMA, config_hash, provenance, thin_cur
 from fwbook.core.train import (TrainConfig, check_interval, _learning_rate, classification_error,
                     resolve_device)
 
-__all__ = ["train_batched", "lstm_forward", "check_batchable"]
+__all__ = ["train_batched", "StackedModels", "check_batchable", "clip_per_model", "lstm_forward"]
 
 
 def check_batchable(configs: Sequence[TrainConfig]) -> None:
@@ -87,7 +87,7 @@ def lstm_forward(params: dict[str, torch.Tensor], tokens: torch.Tensor, vocab_si
     return hidden_layer @ params["readout.2.weight"].T + params["readout.2.bias"]  # (B, V)
 
 
-class _StackedModels:
+class StackedModels:
     """K models of one architecture as stacked parameters and a vmapped loss."""
 
     def __init__(self, models: list[torch.nn.Module], config: TrainConfig):
@@ -119,7 +119,7 @@ class _StackedModels:
                     parameter.copy_(self.params[name][index])
 
 
-def _clip_per_model(parameters: list[torch.Tensor], count: int, clip_norm: Optional[float]
+def clip_per_model(parameters: list[torch.Tensor], count: int, clip_norm: Optional[float]
                     ) -> torch.Tensor:
     """Clip each model's global gradient norm separately; return the K norms (before clipping)."""
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -170,7 +170,7 @@ def train_batched(configs: Sequence[TrainConfig], outputs: Optional[Sequence] = 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(each.seed)
             models.append(build_model(each.model).to(torch_device).train())
-    stacked = _StackedModels(models, config)
+    stacked = StackedModels(models, config)
     parameters = list(stacked.params.values())
     optimizer = torch.optim.Adam(parameters, lr=config.lr)
     losses_of = stacked.losses
@@ -214,7 +214,7 @@ def train_batched(configs: Sequence[TrainConfig], outputs: Optional[Sequence] = 
         else:
             losses = losses_of(stacked.params, stacked.buffers, inputs, targets)  # (K,)
         losses.sum().backward()  # model k's weights only see loss k
-        grad_norms = _clip_per_model(parameters, count, config.clip_norm)
+        grad_norms = clip_per_model(parameters, count, config.clip_norm)
         optimizer.step()
         return losses.detach(), grad_norms.detach()
 

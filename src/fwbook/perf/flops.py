@@ -18,24 +18,28 @@ hidden units and T = 2K + 3 steps, op by op as the package computes it:
 
 ``tests/test_flops.py`` checks every matrix-product count against
 ``torch.utils.flop_counter.FlopCounterMode`` on a real forward and backward (the Eq. 4
-attention through :class:`fwbook.perf.bench.ReferenceEagerCore`, which computes it with ``bmm``).
+attention through :class:`fwbook.perf.speedup.ReferenceEagerCore`, which computes it with ``bmm``).
 
 :func:`matmul_rate` times ``torch.mm`` at a given shape; the ``flops`` suite of
-``fwbook bench`` divides the FLOPs a training step does per second by it.
+``fwbook bench`` (:func:`flops_table`) divides the FLOPs a training step does per second by
+it, timed in the same interleaved blocks as the steps.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from typing import Iterable
 
 import torch
 
-from fwbook.core.data import VOCAB_SIZE, sequence_length
+from fwbook.core.data import VOCAB_SIZE, associative_retrieval, sequence_length
 from fwbook.core.models import READOUT_HIDDEN, ModelConfig, build_model
+from fwbook.perf.timing import (interleaved_rates, plain_step_of, rate_fields, spread_note,
+                                unsteady_mark)
 
-__all__ = ["FLOP_MODELS", "LARGE", "count_matmul_flops", "matmul_call", "matmul_rate",
-           "parameter_count", "training_flops"]
+__all__ = ["FLOP_MODELS", "LARGE", "count_matmul_flops", "flops_table", "format_flops",
+           "matmul_call", "matmul_rate", "parameter_count", "products_for", "training_flops"]
 
 LARGE = 512  # the "large" product: (512 x 512) @ (512 x 512), 268 MFLOP
 
@@ -163,3 +167,86 @@ def matmul_call(m: int, k: int, n: int, products: int = 1):
             torch.mm(a, b, out=out)
 
     return run, products * _matmul(m, k, n)
+
+
+def products_for(flops: float, m: int, k: int, n: int) -> int:
+    """How many (m x k) @ (k x n) products make about ``flops`` FLOPs (at least one): a matmul
+    call sized like one update, so its timed blocks last about as long as the steps' (a block
+    much shorter than a scheduler time slice escapes the machine's load)."""
+    return max(1, round(flops / _matmul(m, k, n)))
+
+
+def flops_table(models: Iterable[str] | None = None, hidden_sizes: Iterable[int] = (20, 50, 100),
+                batch_size: int = 128, device: str = "cpu", repeats: int = 5,
+                steps_per_repeat: int = 5, warmup: int = 2) -> list[dict]:
+    """How far each model's training step is from what this machine's matrix kernels reach.
+
+    For every model and R: the analytic FLOPs of one update (:func:`training_flops`), the plain
+    eager step's rate (all rows timed in interleaved blocks), the GFLOP/s that makes, and its
+    fraction of ``torch.mm``'s rate at the model's recurrent product (B x H) @ (H x G)
+    (G = H, 4H for the LSTM, 4.5H for the A-LSTM) and at 512³, timed in the same
+    interleaved blocks as the steps.
+
+    Returns:
+        rows ``{"model", "hidden", "flops_per_update", "matmul_share", "seq_per_s" (+ min,
+        max, spread, unsteady), "gflops", "mm_shape", "matmul_gflops_at_shape",
+        "fraction_at_shape", "matmul_gflops_large", "fraction_of_large"}``.
+    """
+    models = tuple(models or FLOP_MODELS)
+    torch_device = torch.device(device)
+    batch = associative_retrieval(batch_size, generator=torch.Generator().manual_seed(0))
+    batch = batch.to(torch_device)
+    paths, keys = {}, {}
+    for hidden in hidden_sizes:
+        for model_name in models:
+            name = f"{model_name}/{hidden}"
+            paths[name] = plain_step_of(ModelConfig(model=model_name, hidden=hidden), batch,
+                                        torch_device)
+            keys[name] = (model_name, hidden)
+    width = {"lstm": 4.0, "alstm": 4.5}
+    shapes = sorted({(batch_size, h, int(width.get(m, 1.0) * h)) for m, h in keys.values()})
+    items = {name: batch_size for name in paths}
+    update_flops = {h: training_flops("fast_weights", h, batch_size)["total"]
+                    for _, h in keys.values()}
+    for shape in shapes:  # the matrix kernels, in the same interleaved blocks (FLOP/s)
+        paths[f"mm{shape}"], items[f"mm{shape}"] = matmul_call(
+            *shape, products_for(update_flops[shape[1]], *shape))
+    paths["mm@large"], items["mm@large"] = matmul_call(
+        LARGE, LARGE, LARGE, products_for(max(update_flops.values()), LARGE, LARGE, LARGE))
+    for run_one in paths.values():
+        for _ in range(warmup):
+            run_one()
+    stats = interleaved_rates(paths, items, repeats, steps_per_repeat, torch_device)
+    rates = {shape: round(stats.pop(f"mm{shape}")["median"] / 1e9, 2) for shape in shapes}
+    large = round(stats.pop("mm@large")["median"] / 1e9, 2)
+    rows = []
+    for name, (model_name, hidden) in keys.items():
+        counts = training_flops(model_name, hidden, batch_size)
+        shape = (batch_size, hidden, int(width.get(model_name, 1.0) * hidden))
+        gflops = counts["total"] * stats[name]["median"] / batch_size / 1e9
+        rows.append({"model": model_name, "hidden": hidden,
+                     "flops_per_update": counts["total"],
+                     "matmul_share": round(counts["matmul"] / counts["total"], 3),
+                     **rate_fields(stats[name]), "gflops": round(gflops, 2),
+                     "mm_shape": list(shape), "matmul_gflops_at_shape": rates[shape],
+                     "fraction_at_shape": round(gflops / rates[shape], 3),
+                     "matmul_gflops_large": large,
+                     "fraction_of_large": round(gflops / large, 3)})
+    return rows
+
+
+def format_flops(rows: list[dict]) -> str:
+    """The flops suite as text: work per update, rate, achieved GFLOP/s and fractions."""
+    lines = [f"{'model':<13}{'R':>4} {'MFLOP/upd':>10} {'mm share':>8} {'seq/s':>8} "
+             f"{'GFLOP/s':>8} {'mm@shape':>9} {'fraction':>8} {'of 512³':>8}"]
+    for r in rows:
+        lines.append(f"{r['model']:<13}{r['hidden']:>4} {r['flops_per_update'] / 1e6:>10.1f} "
+                     f"{r['matmul_share']:>8.0%} {r['seq_per_s']:>8,.0f}{unsteady_mark(r)}"
+                     f"{r['gflops']:>7.2f} {r['matmul_gflops_at_shape']:>9.1f} "
+                     f"{r['fraction_at_shape']:>8.1%} {r['fraction_of_large']:>8.1%}")
+    if rows:
+        lines.append(f"plain eager training step (forward, backward, clip, Adam), batch 128; "
+                     f"torch.mm at 512³: {rows[0]['matmul_gflops_large']:.1f} GFLOP/s; "
+                     f"mm@shape: (B x H) @ (H x G), the model's recurrent product")
+    lines.append(spread_note(rows))
+    return "\n".join(lines)
