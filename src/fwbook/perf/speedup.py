@@ -90,8 +90,12 @@ SPEEDUP_PATHS = {
     "fused_bmm": ("the hand-derived backward with the attention as batched matrix products "
                   "(bmm) instead of element-wise products", "fused"),
     "fused_compiled": ("the hand-derived backward handed to torch.compile", "compiled"),
+    "whole": ("the compiled step with clipping and Adam compiled too, lr as a tensor "
+              "(fwbook.perf.whole_step)", "compiled"),
+    "whole_cpp": ("the whole compiled step, inductor's kernels called from generated C++ "
+                  "instead of Python (cpp_wrapper)", "whole"),
 }
-COMPILED_PATHS = ("compiled", "fused_compiled")
+COMPILED_PATHS = ("compiled", "fused_compiled", "whole", "whole_cpp")
 
 
 def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int = 128,
@@ -118,6 +122,7 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
     from fwbook.perf.flops import LARGE, matmul_call, products_for, training_flops
     from fwbook.perf.fused_eq4 import fused_training_step
     from fwbook.core.steps import compiled_training_step
+    from fwbook.perf.whole_step import whole_training_step
 
     torch_device = torch.device(device)
     batch = associative_retrieval(batch_size, generator=torch.Generator().manual_seed(0))
@@ -139,6 +144,8 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
                 continue
             if name == "compiled":
                 step = compiled_training_step(model, optimizer, 5.0)
+            elif name.startswith("whole"):
+                step = whole_training_step(model, optimizer, 5.0, cpp_wrapper=name == "whole_cpp")
             else:
                 step = fused_training_step(model, optimizer, 5.0,
                                            compile=name == "fused_compiled",
