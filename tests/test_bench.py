@@ -152,17 +152,23 @@ def test_committed_results_are_readable():
 def test_reruns_spread_is_computed_per_row():
     def document(rates, unsteady=False, load=1.0):
         return {"settings": {"load_1min": {"before": load}},
-                "rows": [{"model": "fast_weights", "memory": "efficient", "hidden": h,
-                          "seq_per_s": rate, "unsteady": unsteady} for h, rate in rates.items()]}
+                "rows": [{"model": "fast_weights", "memory": memory, "hidden": 20,
+                          "seq_per_s": rate, "unsteady": unsteady}
+                         for memory, rate in rates.items()]}
 
-    runs = [document({20: 100.0, 50: 50.0}), document({20: 110.0, 50: 80.0}, True, 4.0),
-            document({20: 105.0, 50: 60.0})]
+    runs = [document({"efficient": 100.0, "explicit": 50.0}),
+            document({"efficient": 110.0, "explicit": 80.0}, True, 4.0),
+            document({"efficient": 105.0, "explicit": 60.0})]
     spreads = chapter.rerun_spread(runs)
     assert [item["spread"] for item in spreads] == [0.1, 0.6]
     assert [item["unsteady_in"] for item in spreads] == [1, 1]
+    # explicit against the first row of its R (efficient) in each run: 0.5, 0.727, 0.571
+    assert spreads[1]["ratios"] == [0.5, 0.727, 0.571] and spreads[0]["ratio_spread"] is None
+    assert spreads[1]["ratio_spread"] == pytest.approx((80 / 110 - 0.5) / 0.5, abs=1e-3)
     lines = chapter.rerun_summary(runs)
     assert lines[0] == "3 reruns; load average (1 min) at their start: 1.0, 4.0, 1.0"
-    assert lines[-1].startswith("1 of 2 rows within 15% across the reruns (widest 60%)")
+    assert lines[-2].startswith("medians: 1 of 2 rows within 15% across the reruns (widest 60%")
+    assert lines[-1] == "ratios: 0 of 1 rows within 15% across the reruns (widest 46%, median 46%)"
 
 
 def test_unknown_suite_is_refused():

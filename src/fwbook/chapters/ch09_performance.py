@@ -175,45 +175,66 @@ def row_key(row: dict) -> tuple:
 
 
 def rerun_spread(documents: Iterable[dict], field: str = "seq_per_s") -> list[dict]:
-    """How far the medians of the same row moved between reruns of one suite.
+    """How far the medians of the same row moved between reruns of one suite, as rates and
+    as ratios within each run.
+
+    A row's ratio is its median over the median of the first row with the same R in the same
+    run (the Eq. 4 row of the throughput suite, the reference of the speedup suite): a load
+    that slows a whole run moves the rates but not the ratios.
 
     Args:
         documents: two or more documents of one suite (reruns of ``fwbook bench``).
         field: the row's median to compare.
     Returns:
-        one ``{"key", "medians", "spread", "unsteady_in"}`` per row present in every rerun;
-        ``spread`` = (max - min) / min of its medians, ``unsteady_in`` how many reruns flagged it.
+        one ``{"key", "medians", "spread", "ratios", "ratio_spread", "unsteady_in"}`` per row
+        present in every rerun; a spread is (max - min) / min over the reruns,
+        ``unsteady_in`` how many reruns flagged the row; ``ratio_spread`` is None for the
+        first row of each R (the one the others are divided by).
     """
     documents = list(documents)
     by_run = [{row_key(row): row for row in document["rows"]} for document in documents]
     keys = [key for key in by_run[0] if all(key in run for run in by_run)]
+    first_of_hidden = {}
+    for key in keys:
+        first_of_hidden.setdefault(by_run[0][key].get("hidden"), key)
+
+    def spread(values):
+        return round((max(values) - min(values)) / min(values), 3)
+
     result = []
     for key in keys:
         medians = [run[key][field] for run in by_run]
-        result.append({"key": key, "medians": medians,
-                       "spread": round((max(medians) - min(medians)) / min(medians), 3),
+        base = first_of_hidden[by_run[0][key].get("hidden")]
+        ratios = [run[key][field] / run[base][field] for run in by_run]
+        result.append({"key": key, "medians": medians, "spread": spread(medians),
+                       "ratios": [round(r, 3) for r in ratios],
+                       "ratio_spread": spread(ratios) if key != base else None,
                        "unsteady_in": sum(bool(run[key].get("unsteady")) for run in by_run)})
     return result
 
 
 def rerun_summary(documents: Iterable[dict], limit: float = 0.15) -> list[str]:
-    """The lines the chapter prints for reruns: each row's medians, spread, and the verdict
-    against ``limit`` (per-row medians within 15% of each other), with the load of each run."""
+    """The lines the chapter prints for reruns: each row's medians and their spread, the
+    spread of its ratio within each run, and the verdict against ``limit`` (per-row medians
+    within 15% of each other), with the load average at the start of each run."""
     documents = list(documents)
     spreads = rerun_spread(documents)
     loads = [document.get("settings", {}).get("load_1min", {}).get("before")
              for document in documents]
     lines = [f"{len(documents)} reruns; load average (1 min) at their start: "
-             + ", ".join("?" if load is None else f"{load:.1f}" for load in loads)]
+             + ", ".join("?" if load is None else f"{load:.1f}" for load in loads),
+             f"  {'row':<28} {'medians':>{9 * len(documents)}}   spread   ratio spread"]
     for item in spreads:
         name = " ".join(str(part) for part in item["key"] if part not in (None, "-"))
         lines.append(f"  {name:<28} " + " ".join(f"{m:>8,.0f}" for m in item["medians"])
-                     + f"   spread {item['spread']:>5.0%}"
+                     + f"   {item['spread']:>6.0%}   "
+                     + (f"{item['ratio_spread']:>6.0%}" if item["ratio_spread"] is not None
+                        else f"{'base':>6}")
                      + (f"  (flagged unsteady in {item['unsteady_in']})"
                         if item["unsteady_in"] else ""))
-    within = [item for item in spreads if item["spread"] <= limit]
-    worst = max((item["spread"] for item in spreads), default=0.0)
-    lines.append(f"{len(within)} of {len(spreads)} rows within {limit:.0%} across the reruns "
-                 f"(widest {worst:.0%}); median row spread "
-                 f"{statistics.median(item['spread'] for item in spreads):.0%}")
+    for name, field in (("medians", "spread"), ("ratios", "ratio_spread")):
+        values = [item[field] for item in spreads if item[field] is not None]
+        within = sum(value <= limit for value in values)
+        lines.append(f"{name}: {within} of {len(values)} rows within {limit:.0%} across the "
+                     f"reruns (widest {max(values):.0%}, median {statistics.median(values):.0%})")
     return lines
