@@ -51,7 +51,8 @@ def test_suites_write_documents_with_provenance(documents):
         assert set(document["settings"]["load_1min"]) == {"before", "after"}
     speedup = results["speedup"]["rows"]
     # quick mode compiles nothing: the eager paths only, and train's default here is eager
-    assert [r["path"] for r in speedup] == ["reference", "eager", "fused", "fused_bmm"]
+    assert [r["path"] for r in speedup] == ["reference", "eager", "fused", "fused_bmm",
+                                            "batched_seeds"]
     assert [r["path"] for r in speedup if r["default"]] == ["eager"]
     by_path = {r["path"]: r for r in speedup}
     assert by_path["fused"]["compared_with"] == "eager"

@@ -41,7 +41,8 @@ from fwbook.core.records import RECORD_SCHEMA, config_hash, provenance, thin_cur
 from fwbook.core.train import (TrainConfig, check_interval, _learning_rate, classification_error,
                     resolve_device)
 
-__all__ = ["train_batched", "StackedModels", "check_batchable", "clip_per_model", "lstm_forward"]
+__all__ = ["train_batched", "BatchedSeedsStep", "StackedModels", "check_batchable",
+           "clip_per_model", "lstm_forward"]
 
 
 def check_batchable(configs: Sequence[TrainConfig]) -> None:
@@ -90,14 +91,16 @@ def lstm_forward(params: dict[str, torch.Tensor], tokens: torch.Tensor, vocab_si
 class StackedModels:
     """K models of one architecture as stacked parameters and a vmapped loss."""
 
-    def __init__(self, models: list[torch.nn.Module], config: TrainConfig):
+    def __init__(self, models: list[torch.nn.Module], config: Optional[TrainConfig] = None):
+        """``models``: K models of one configuration (``config``, when given, is not needed:
+        the architecture is ``models[0].config``)."""
         self.models = models
         self.count = len(models)
         params, buffers = stack_module_state(models)  # {name: (K, ...)}
         self.params = {name: value.detach().requires_grad_() for name, value in params.items()}
         self.buffers = buffers
         self.base = copy.deepcopy(models[0]).to("meta")
-        model_config = config.model
+        model_config = models[0].config
         if model_config.model == "lstm":
             vocab = model_config.vocab_size
 
@@ -296,3 +299,45 @@ def train_batched(configs: Sequence[TrainConfig], outputs: Optional[Sequence] = 
             write_record(Path(outputs[k]), record)
         records.append(record)
     return records
+
+
+class BatchedSeedsStep:
+    """One training update of K models of one configuration as one batched model:
+    ``step(inputs (K, B, T), targets (K, B)) -> (losses (K,), grad norms (K,))``.
+
+    Each model's update is what :func:`fwbook.core.train.plain_training_step` does to it alone
+    (its own loss, its own global-norm clipping, Adam element-wise); ``tests/test_batched.py``
+    checks it, eager and traced. ``compile=True`` hands the vmapped loss to ``torch.compile``.
+    The K models' own parameters are updated only by :meth:`copy_into_models`.
+    """
+
+    def __init__(self, models: list[torch.nn.Module], clip_norm: Optional[float], lr: float = 1e-3,
+                 compile: bool = False, backend: str = "inductor"):
+        self.stacked = StackedModels(models)
+        self.count = len(models)
+        self.clip_norm = clip_norm
+        self.parameters = list(self.stacked.params.values())
+        self.optimizer = torch.optim.Adam(self.parameters, lr=lr)
+        losses = self.stacked.losses
+        self.losses = (torch.compile(losses, fullgraph=True, dynamic=False, backend=backend)
+                       if compile else losses)
+        self.compiled = None if compile else False
+        self.compile_s: Optional[float] = None
+
+    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        started = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = self.losses(self.stacked.params, self.stacked.buffers, inputs, targets)  # (K,)
+        losses.sum().backward()  # each model's gradient is that of its own loss
+        grad_norms = clip_per_model(self.parameters, self.count, self.clip_norm)
+        self.optimizer.step()
+        if self.compile_s is None:
+            self.compile_s = time.perf_counter() - started
+            if self.compiled is None:
+                self.compiled = True
+        return losses.detach(), grad_norms.detach()
+
+    def copy_into_models(self) -> None:
+        """Write the stacked weights back into the K models."""
+        self.stacked.copy_into_models()

@@ -19,6 +19,7 @@ from fwbook.core.train import plain_training_step
 from fwbook.perf.timing import interleaved_rates, rate_fields, spread_note, unsteady_mark
 
 SPEEDUP_HIDDEN = (50, 100)
+SEEDS_BATCHED = 3  # the seeds of one Table 1 cell
 
 
 class ReferenceEagerCore(torch.nn.Module):
@@ -94,8 +95,12 @@ SPEEDUP_PATHS = {
               "(fwbook.perf.whole_step)", "compiled"),
     "whole_cpp": ("the whole compiled step, inductor's kernels called from generated C++ "
                   "instead of Python (cpp_wrapper)", "whole"),
+    "batched_seeds": (f"{SEEDS_BATCHED} seeds as one vmapped model (fwbook.perf.batched), eager; "
+                      f"sequences of all seeds counted", "eager"),
+    "batched_compiled": (f"{SEEDS_BATCHED} seeds as one vmapped model, forward and backward "
+                         f"compiled; sequences of all seeds counted", "compiled"),
 }
-COMPILED_PATHS = ("compiled", "fused_compiled", "whole", "whole_cpp")
+COMPILED_PATHS = ("compiled", "fused_compiled", "whole", "whole_cpp", "batched_compiled")
 
 
 def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int = 128,
@@ -112,7 +117,8 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
     FLOPs of one update (:func:`fwbook.perf.flops.training_flops`) times updates per second;
     ``fraction_at_shape`` divides it by ``torch.mm``'s rate at the step's (B x H) @ (H x H)
     product, ``fraction_of_large`` by its rate at 512³, both timed in the same interleaved
-    blocks as the paths.
+    blocks as the paths. The batched paths train :data:`SEEDS_BATCHED` seeds at once; their
+    sequences per second count the sequences of every seed.
 
     Returns:
         rows ``{"hidden", "path", "idea", "compared_with", "default", "seq_per_s" (+ min, max,
@@ -122,17 +128,33 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
     from fwbook.perf.flops import LARGE, matmul_call, products_for, training_flops
     from fwbook.perf.fused_eq4 import fused_training_step
     from fwbook.core.steps import compiled_training_step
+    from fwbook.perf.batched import BatchedSeedsStep
     from fwbook.perf.whole_step import whole_training_step
 
     torch_device = torch.device(device)
     batch = associative_retrieval(batch_size, generator=torch.Generator().manual_seed(0))
     batch = batch.to(torch_device)
+    generator = torch.Generator().manual_seed(1)
+    seed_batches = [batch] + [associative_retrieval(batch_size, generator=generator)
+                              .to(torch_device) for _ in range(SEEDS_BATCHED - 1)]
+    seed_inputs = torch.stack([b.inputs for b in seed_batches])  # (K, B, T)
+    seed_targets = torch.stack([b.targets for b in seed_batches])  # (K, B)
     wanted = [p for p in SPEEDUP_PATHS if p in paths and (compiled or p not in COMPILED_PATHS)]
     rows = []
     for hidden in hidden_sizes:
         config = ModelConfig(model="fast_weights", hidden=hidden)
         steps, compile_s = {}, {}
         for name in wanted:
+            if name.startswith("batched"):
+                step = BatchedSeedsStep([build_model(config, seed=k).to(torch_device)
+                                         for k in range(SEEDS_BATCHED)], 5.0,
+                                        compile=name == "batched_compiled")
+                with (cold_compile_caches() if cold_compile else contextlib.nullcontext()):
+                    step(seed_inputs, seed_targets)
+                if step.compiled is True:
+                    compile_s[name] = round(step.compile_s, 1)
+                steps[name] = lambda s=step: s(seed_inputs, seed_targets)
+                continue
             if name == "reference":
                 model = reference_eager_model(hidden).to(torch_device)
             else:
@@ -157,7 +179,8 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
                     continue
                 compile_s[name] = round(step.compile_s, 1)
             steps[name] = lambda s=step: s(batch.inputs, batch.targets)
-        items = {name: batch_size for name in steps}
+        items = {name: batch_size * (SEEDS_BATCHED if name.startswith("batched") else 1)
+                 for name in steps}
         # the matrix kernels, timed in the same interleaved blocks (rates in FLOP/s)
         flops = training_flops("fast_weights", hidden, batch_size)["total"]
         # each call does about one update's FLOPs, so its blocks last about as long as the
@@ -222,7 +245,7 @@ def format_speedup(rows: list[dict]) -> str:
     shapes = sorted({(r["hidden"], r["matmul_gflops_at_shape"]) for r in rows})
     if rows:
         lines.append("torch.mm here: " + ", ".join(
-            f"(128 x {h}) @ ({h} x {h}) {g:.1f} GFLOP/s" for h, g in shapes)
+            f"(B x {h}) @ ({h} x {h}) {g:.1f} GFLOP/s" for h, g in shapes)
             + f", 512³ {rows[0]['matmul_gflops_large']:.1f} GFLOP/s")
     lines.append(spread_note(rows))
     return "\n".join(lines)
