@@ -117,20 +117,29 @@ if speedup is not None:
 # %% [markdown]
 # ### What each idea gained
 #
-# Beyond compiling, three ideas were tried on the fast-weights step (`fwbook.perf.fused_eq4`),
-# each tested equal to the plain step (outputs, gradients and whole Adam updates, fp32,
-# within $10^{-5}$, `tests/test_fused_eq4.py`):
+# Beyond compiling, these ideas were tried on the fast-weights step, each tested equal to the
+# plain step (outputs, gradients and whole Adam updates, fp32, within $10^{-5}$:
+# `tests/test_fused_eq4.py`, `tests/test_whole_step.py`, `tests/test_batched.py`):
 #
-# - **a hand-derived backward** of the whole Eq. 4 recurrence in one custom autograd
-#   function: autograd no longer records and replays every small operation of every step;
-#   the gradient of $W$ is one $(H \times BT) \cdot (BT \times H)$ product after the loop
-#   instead of $T$ small ones; layer norm's gain and bias gradients are summed once;
-# - the same with the attention as **batched matrix products** (`bmm`) instead of
-#   element-wise products and sums, i.e. "fewer, larger kernels";
-# - the hand-derived backward **handed to `torch.compile`**.
+# - **a hand-derived backward** of the whole Eq. 4 recurrence in one custom autograd function
+#   (`fwbook.perf.fused_eq4`): autograd no longer records and replays every small operation
+#   of every step; the past states are written into one preallocated $(B, T, H)$ tensor
+#   instead of a `torch.stack` of the growing history at every step; the gradient of $W$ is
+#   one $(H \times BT) \cdot (BT \times H)$ product after the loop instead of $T$ small ones;
+# - the same with the attention as **batched matrix products** (`bmm`) of the stacked past
+#   instead of element-wise products and sums, i.e. "fewer, larger kernels";
+# - the hand-derived backward **handed to `torch.compile`**;
+# - **the whole update compiled** (`fwbook.perf.whole_step`): clipping and Adam compiled too,
+#   fused into a few loops over all parameters instead of about twenty small foreach kernels,
+#   and then inductor's kernels **called from generated C++** (`cpp_wrapper`) instead of Python;
+# - **three seeds as one batched model** (`fwbook.perf.batched.BatchedSeedsStep`, stacked
+#   weights and `torch.func.vmap`; each seed keeps its own loss, clipping and Adam), eager and
+#   compiled. It is not a faster step for one run but more sequences per second for a sweep,
+#   which trains three seeds of every cell: its rows count the sequences of all three seeds.
+# - the **torch thread count**, measured at the start of every run (printed above each table).
 #
-# A fourth, training **several seeds as one batched model**, is measured by the sweep suite
-# below. Each line gives the gain over the path the idea builds on, from the same run:
+# Each line gives the gain over the path the idea builds on, from the same run (ratios of
+# medians of interleaved blocks):
 
 # %% tags=["hide-input"]
 if speedup is not None:
@@ -138,6 +147,9 @@ if speedup is not None:
         print(line)
     print()
     print(format_speedup(speedup["rows"]))
+    print()
+    for line in chapter.target_summary(speedup, target=4.0):
+        print(line)
 
 # %% [markdown]
 # ## How far from the machine's limit
@@ -203,6 +215,30 @@ if throughput is not None:
     print(format_table(throughput["rows"]))
 
 # %% [markdown]
+# ### Do reruns agree?
+#
+# A number a reader can trust comes out about the same when the command is run again. The
+# throughput suite above (plain `fwbook bench`) was run three times in a row on the same
+# machine (`results/bench/repeat/`). For each row: its three medians and their spread,
+# (max − min) / min, against the target of 15%; and the spread of the row's **ratio** to the
+# Eq. 4 row of the same $R$ in the same run, which a load that slows a whole run does not move.
+# The load average at the start of each run is printed with them: on 2 cores, a load above 2
+# means other processes are waiting for a core.
+
+# %% tags=["hide-input"]
+from fwbook.core.records import REPO_ROOT
+
+repeats = [bench.load_bench(f"throughput{i}", REPO_ROOT / "results" / "bench" / "repeat")
+           for i in (1, 2, 3)]
+repeats = [{"rows": d} if isinstance(d, list) else d for d in repeats if d is not None]
+if len(repeats) >= 2:
+    for line in chapter.rerun_summary(repeats):
+        print(line)
+else:
+    print("reruns: not measured yet (fwbook bench --output-dir results/bench/repeat/N, "
+          "three times)")
+
+# %% [markdown]
 # ## Memory cost against $H$ and $T$: where Eq. 4 wins
 #
 # The explicit form carries $A(t)$, $B \cdot H^2$ numbers per step; Eq. 4 carries the past
@@ -260,7 +296,6 @@ if sweep is not None:
 
 # %% tags=["hide-input"]
 from fwbook.chapters import ch05_results as results
-from fwbook.core.records import REPO_ROOT
 
 timing_runs = results.load_table1(REPO_ROOT / "results" / "bench" / "grid")
 grid = results.grid_time(results.load_table1() + timing_runs)

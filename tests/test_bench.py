@@ -65,6 +65,11 @@ def test_suites_write_documents_with_provenance(documents):
         assert row["fraction_at_shape"] == pytest.approx(
             row["flops_per_update"] * row["seq_per_s"] / 128 / 1e9
             / row["matmul_gflops_at_shape"], rel=1e-2, abs=0.001)
+    target = chapter.target_summary(results["speedup"], target=4.0)
+    assert target[0].startswith("R = 8: train's default step: eager ")
+    assert "x the reference (" in target[0] and "of torch.mm at its shape" in target[0]
+    assert "fastest of all: batched_seeds" in target[0] or "fastest step of one run" in target[0]
+    assert target[-1].startswith("(load average over 1 min: ")
     summary = chapter.speedup_summary(results["speedup"])
     assert summary[0].startswith("R = 8, as multiples of the plain eager reference (")
     assert "\n  eager path " in summary[0] and "[train's default]" in summary[0]

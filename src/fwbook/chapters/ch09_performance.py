@@ -68,7 +68,8 @@ def plot_memory_cost(document: dict):
     figure, axes = _new_axes((3.2 * len(lengths), 3.2), len(lengths), sharey=True,
                              squeeze=False)
     for axis, length in zip(axes[0], lengths):
-        for memory, label in (("explicit", "explicit A(t): B·H²"), ("efficient", "Eq. 4: B·T·H")):
+        for memory, label in (("explicit", "explicit A(t): B·H²"),
+                              ("efficient", "Eq. 4: B·T·H")):
             points = sorted((r["hidden"], r["seq_per_s"]) for r in rows
                             if r["seq_len"] == length and r["memory"] == memory)
             axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
@@ -166,6 +167,40 @@ def ideas_summary(document: dict) -> list[str]:
                    "no clear gain (within the noise)")
         lines.append(f"{path}: {rows[0]['idea']}.\n  Against {rows[0]['compared_with']}: "
                      f"{gains}: {verdict}.")
+    return lines
+
+
+def target_summary(document: dict, target: float = 4.0) -> list[str]:
+    """The speed target, per R: ``train``'s default step as a multiple of the plain eager
+    reference (with its fraction of the measured matmul rate), the fastest step of one run,
+    and the fastest path of all (batched seeds included), against ``target``."""
+    load = document.get("settings", {}).get("load_1min", {})
+    lines = []
+    for hidden in sorted({row["hidden"] for row in document["rows"]}):
+        rows = [r for r in document["rows"] if r["hidden"] == hidden]
+
+        def described(row):
+            return (f"{row['path']} {row['ratio_to_reference']:.2f}x the reference "
+                    f"({row['fraction_at_shape']:.0%} of torch.mm at its shape"
+                    + (", unsteady" if row.get("unsteady") else "") + ")")
+
+        default = next((r for r in rows if r.get("default")), None)
+        single = max((r for r in rows if not r["path"].startswith("batched")),
+                     key=lambda r: r["ratio_to_reference"])
+        fastest = max(rows, key=lambda r: r["ratio_to_reference"])
+        text = f"R = {hidden}: train's default step: " + (described(default) if default
+                                                            else "not measured")
+        reached = default is not None and default["ratio_to_reference"] >= target
+        text += f" - {'meets' if reached else 'short of'} the {target:g}x target"
+        if single is not default:
+            text += f"; fastest step of one run: {described(single)}"
+        if fastest is not single:
+            text += f"; fastest of all: {described(fastest)}"
+        lines.append(text + ".")
+    if load.get("before") is not None:
+        lines.append(f"(load average over 1 min: {load['before']:.1f} at the start, "
+                     f"{load['after']:.1f} at the end, on "
+                     f"{document.get('device', {}).get('cpu_count', '?')} cores)")
     return lines
 
 
