@@ -359,8 +359,8 @@ def _add_bench(subparsers) -> None:
     parser.add_argument("--hidden", type=positive_int, nargs="+", default=None,
                         help="R values (default: the suite's; throughput: 20 50 100)")
     parser.add_argument("--batch", type=positive_int, default=128, help="(default: 128)")
-    parser.add_argument("--repeats", type=positive_int, default=5,
-                        help="timed blocks per row (default: 5)")
+    parser.add_argument("--repeats", type=positive_int, default=None,
+                        help="timed blocks per row (default: the suite's; throughput 15, else 5)")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="updates per timed block (default: the suite's)")
     parser.add_argument("--threads", type=positive_int, default=None,

@@ -47,8 +47,10 @@ def hardware_label(document: dict) -> str:
 def _throughput(device, sizes, block, options):
     from fwbook.perf.throughput import BENCH_HIDDEN, format_table, throughput_table
 
+    # many short blocks: a burst of load then moves a few of 15 blocks of every row, and the
+    # median stays (5 blocks of 10 updates moved 20-40% between reruns at a load of 11-14)
     rows = throughput_table(sizes(BENCH_HIDDEN), options["batch_size"], device,
-                            options["repeats"], block(10))
+                            options["repeats"] or 15, block(3))
     return rows, format_table(rows), {}
 
 
@@ -56,7 +58,7 @@ def _speedup(device, sizes, block, options):
     from fwbook.perf.speedup import SPEEDUP_HIDDEN, format_speedup, speedup_table
 
     rows = speedup_table(sizes(SPEEDUP_HIDDEN), options["batch_size"], device,
-                         options["repeats"], block(10),
+                         options["repeats"] or 5, block(10),
                          compiled=options["compiled"] and not options["quick"],
                          cold_compile=options["cold_compile"])
     cache = "cold (caches off)" if options["cold_compile"] else "warm (on-disk caches)"
@@ -68,7 +70,7 @@ def _flops(device, sizes, block, options):
 
     models = ("fast_weights", "lstm") if options["quick"] else None
     rows = flops_table(models, sizes((20, 50, 100)), options["batch_size"], device,
-                       options["repeats"], block(5))
+                       options["repeats"] or 5, block(5))
     return rows, format_flops(rows), {}
 
 
@@ -77,7 +79,7 @@ def _cost(device, sizes, block, options):
 
     hidden_sizes, pairs = ((8, 16), (1, 2)) if options["quick"] else (COST_HIDDEN, COST_PAIRS)
     rows = memory_cost_table(hidden_sizes, pairs, options["batch_size"], device,
-                             options["repeats"], 1 if options["quick"] else 3)
+                             options["repeats"] or 5, 1 if options["quick"] else 3)
     return rows, format_cost(rows), {}
 
 
@@ -88,7 +90,7 @@ def _sweep(device, sizes, block, options):
     models, hidden_sizes = ((("fast_weights", "lstm"), (8,)) if options["quick"]
                             else (("irnn", "lstm", "alstm", "fast_weights"), BENCH_HIDDEN))
     rows = sweep_throughput(models, hidden_sizes, 3, options["batch_size"], device,
-                            options["repeats"], 1 if options["quick"] else 4)
+                            options["repeats"] or 5, 1 if options["quick"] else 4)
     grid = grid_hours(rows)
     text = "\n".join(f"{r['model']:<13}R={r['hidden']:>4} one by one "
                      f"{r['single_models_per_hour']:>7.1f}/h  batched "
@@ -127,7 +129,7 @@ def _backends(quick: bool, repeats: int) -> tuple[dict, str]:
 
 
 def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = False,
-              threads: int | None = None, repeats: int = 5, compiled: bool = True,
+              threads: int | None = None, repeats: int | None = None, compiled: bool = True,
               hidden: Iterable[int] | None = None, batch_size: int = 128,
               steps_per_repeat: int | None = None, json_path=None,
               thread_choice: dict | None = None, cold_compile: bool = True) -> dict:
@@ -136,7 +138,8 @@ def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = F
     ``quick`` shrinks every suite to seconds (tests, smoke checks); the committed results under
     ``results/bench`` come from full runs. ``threads``: torch CPU threads; None measures which
     count is fastest here (:func:`~fwbook.perf.timing.choose_threads`; ``thread_choice``
-    passes one made before). ``hidden``, ``batch_size`` and ``steps_per_repeat`` override the
+    passes one made before). ``repeats``: timed blocks per row (None: the suite's, 15 short
+    blocks for throughput, 5 for the others). ``hidden``, ``batch_size`` and ``steps_per_repeat`` override the
     suite's sizes (throughput, speedup and flops). ``json_path``: also write the suite's rows,
     as printed, there (the backends suite: its sweeps). ``cold_compile=False`` lets the
     speedup suite's compiles use inductor's on-disk caches. The machine's 1-minute load
@@ -150,7 +153,7 @@ def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = F
     name = str(torch_device)
     load_before = load_average()
     if suite == "backends":
-        document, text = _backends(quick, repeats)
+        document, text = _backends(quick, repeats or 4)
         rows = document["sweeps"]
     else:
         options = {"quick": quick, "repeats": repeats, "batch_size": batch_size,
