@@ -126,7 +126,8 @@ def test_bench_json_writes_the_suite_that_ran(tmp_path):
                     "--json", str(output))
     assert result.returncode == 0, result.stderr
     rows = json.loads(output.read_text())
-    assert [r["path"] for r in rows] == ["reference", "eager", "fused", "fused_bmm"]
+    assert [r["path"] for r in rows] == ["reference", "eager", "fused", "fused_bmm",
+                                         "batched_seeds"]
     assert f"rows written to {output}" in result.stdout
 
 
