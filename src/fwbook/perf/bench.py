@@ -22,6 +22,9 @@ from fwbook.core.train import resolve_device
 from fwbook.perf.timing import choose_threads, load_average, spread_note, threads_line
 
 SUITES = ("throughput", "speedup", "flops", "cost", "sweep", "tta", "backends")
+# timed blocks per row: many short ones for throughput (a burst of load then moves a few of
+# 15 blocks of every row, and the median less), 5 for the others
+DEFAULT_REPEATS = {"throughput": 15}
 # what `--suite all` runs: every suite but the backends, which times whole `fwbook sweep`
 # commands (minutes per sweep) and is asked for by name
 DEFAULT_ALL = SUITES[:-1]
@@ -47,10 +50,10 @@ def hardware_label(document: dict) -> str:
 def _throughput(device, sizes, block, options):
     from fwbook.perf.throughput import BENCH_HIDDEN, format_table, throughput_table
 
-    # many short blocks: a burst of load then moves a few of 15 blocks of every row, and the
-    # median stays (5 blocks of 10 updates moved 20-40% between reruns at a load of 11-14)
+    # short blocks (DEFAULT_REPEATS): 5 blocks of 10 updates moved the ratios between rows
+    # by 19-40% from one rerun to the next at a load of 11-14 (results/bench/repeat/blocks10)
     rows = throughput_table(sizes(BENCH_HIDDEN), options["batch_size"], device,
-                            options["repeats"] or 15, block(3))
+                            options["repeats"], block(3))
     return rows, format_table(rows), {}
 
 
@@ -58,7 +61,7 @@ def _speedup(device, sizes, block, options):
     from fwbook.perf.speedup import SPEEDUP_HIDDEN, format_speedup, speedup_table
 
     rows = speedup_table(sizes(SPEEDUP_HIDDEN), options["batch_size"], device,
-                         options["repeats"] or 5, block(10),
+                         options["repeats"], block(10),
                          compiled=options["compiled"] and not options["quick"],
                          cold_compile=options["cold_compile"])
     cache = "cold (caches off)" if options["cold_compile"] else "warm (on-disk caches)"
@@ -70,7 +73,7 @@ def _flops(device, sizes, block, options):
 
     models = ("fast_weights", "lstm") if options["quick"] else None
     rows = flops_table(models, sizes((20, 50, 100)), options["batch_size"], device,
-                       options["repeats"] or 5, block(5))
+                       options["repeats"], block(5))
     return rows, format_flops(rows), {}
 
 
@@ -79,7 +82,7 @@ def _cost(device, sizes, block, options):
 
     hidden_sizes, pairs = ((8, 16), (1, 2)) if options["quick"] else (COST_HIDDEN, COST_PAIRS)
     rows = memory_cost_table(hidden_sizes, pairs, options["batch_size"], device,
-                             options["repeats"] or 5, 1 if options["quick"] else 3)
+                             options["repeats"], 1 if options["quick"] else 3)
     return rows, format_cost(rows), {}
 
 
@@ -90,7 +93,7 @@ def _sweep(device, sizes, block, options):
     models, hidden_sizes = ((("fast_weights", "lstm"), (8,)) if options["quick"]
                             else (("irnn", "lstm", "alstm", "fast_weights"), BENCH_HIDDEN))
     rows = sweep_throughput(models, hidden_sizes, 3, options["batch_size"], device,
-                            options["repeats"] or 5, 1 if options["quick"] else 4)
+                            options["repeats"], 1 if options["quick"] else 4)
     grid = grid_hours(rows)
     text = "\n".join(f"{r['model']:<13}R={r['hidden']:>4} one by one "
                      f"{r['single_models_per_hour']:>7.1f}/h  batched "
@@ -147,13 +150,14 @@ def run_suite(suite: str, device: str = "auto", output_dir=None, quick: bool = F
     """
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {', '.join(SUITES)}; got {suite!r}")
+    repeats = repeats or DEFAULT_REPEATS.get(suite, 5)
     torch_device = resolve_device(device)
     choice = thread_choice or choose_threads(threads, torch_device, quick)
     torch.set_num_threads(choice["chosen"])
     name = str(torch_device)
     load_before = load_average()
     if suite == "backends":
-        document, text = _backends(quick, repeats or 4)
+        document, text = _backends(quick, repeats)
         rows = document["sweeps"]
     else:
         options = {"quick": quick, "repeats": repeats, "batch_size": batch_size,
