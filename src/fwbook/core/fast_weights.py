@@ -154,7 +154,8 @@ class FastWeightsCore(nn.Module):
             drive: (B, H) input projection C x(t) + b.
             state: the state after step t.
             record: also return the :class:`InnerLoopRecord` (efficient form only).
-            powers: :meth:`decay_powers` of at least t+1 steps, to reuse over a sequence.
+            powers: :meth:`decay_powers` of at least t steps (computed here when None), to
+                compute them once for a whole sequence.
         Returns:
             (the state after step t+1, the record or None).
         """
