@@ -271,7 +271,7 @@ def test_batched_training_refuses_what_it_does_not_implement():
 def test_the_inspection_tools_read_the_embedding_too():
     from fwbook.core.data import encode
     from fwbook.chapters.explorer import model_spec
-    from fwbook.chapters.figures import explicit_fast_weights
+    from fwbook.chapters.ch02_equation import explicit_fast_weights
     from fwbook.chapters.ch07_linear_attention import fast_weights_as_linear_attention
 
     torch.manual_seed(0)

@@ -421,7 +421,7 @@ def variant(model: RecurrentClassifier, **changes) -> RecurrentClassifier:
         ValueError: a change that alters the parameters (another model, another R, ...).
     """
     config = replace(model.config, **changes)
-    derived = build_model(config)
+    derived = build_model(config, seed=0)  # seeded: the global RNG is left alone (overwritten below)
     try:
         derived.load_state_dict(model.state_dict())
     except RuntimeError as error:
