@@ -226,7 +226,8 @@ def test_stats_over_seeds():
     assert stats["n"] == 3 and stats["seeds"] == [0, 1, 2]
     assert stats["mean"] == pytest.approx(0.04) and stats["std"] == pytest.approx(0.01)  # ddof 1
     assert (stats["min"], stats["max"]) == (0.03, 0.05) and stats["failed"] == {}
-    assert ablations.cell_stats(records, "baseline", "final_val_error")["mean"] == pytest.approx(0.02)
+    validation = ablations.cell_stats(records, "baseline", "final_val_error")
+    assert validation["mean"] == pytest.approx(0.02)
     assert tricks.stats_text(stats) == (
         "4.00% ± 1.00% (n = 3; seeds 0, 1, 2: 3.00%, 4.00%, 5.00%)")
     one = ablations.cell_stats(cell("baseline", [0.03]), "baseline")

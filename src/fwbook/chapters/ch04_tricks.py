@@ -117,8 +117,9 @@ def eta_zero_verdict(records: dict[str, dict], field: str = "test_error") -> str
     """The chapter's answer to "depth of the inner loop, or the fast memory?", from records.
 
     Compares the baseline (η = 0.5) with η = 0 (which is exactly an LN-IRNN initialised like
-    the fast-weights model, see :func:`eta_zero_equals_ln_irnn`) and with S = 2, 3, over the
-    seeds each cell has (:func:`compare_stats` says when two cells differ).
+    the fast-weights model, see :func:`fwbook.experiments.ablations.eta_zero_equals_ln_irnn`)
+    and with S = 2, 3, over the seeds each cell has (:func:`compare_stats` says when two cells
+    differ).
     """
     base = cell_stats(records, "baseline", field)
     off = cell_stats(records, "fast_lr_0", field)
@@ -334,7 +335,8 @@ def plot_ablation_curves(records: dict[str, dict], groups: Sequence[str] = ABLAT
     gives n); a dotted line is a run that diverged (never averaged in).
 
     Args:
-        records: ``{run name: record}`` as from :func:`load_ablation_records` or a sweep.
+        records: ``{run name: record}`` as from
+            :func:`fwbook.experiments.ablations.load_ablation_records` or a sweep.
         groups: which groups to draw, from ``ABLATION_GROUPS``.
         log: logarithmic error axis (0.1% .. 100%), so 1% and 5% are told apart.
     """

@@ -1,4 +1,4 @@
-"""The bag of tricks as a grid of runs: the chapter-04 ablations, what is trained and its statistics.
+"""The bag of tricks as a grid of runs: chapter 04's ablations, what is trained, its statistics.
 
 Every cell of the grid is the fast-weights model at R = 20 with *one* thing changed from a
 common baseline (λ = 0.95, η = 0.5, S = 1, layer norm on, W = 0.05·I, clipping at 5, Adam at
