@@ -221,6 +221,14 @@ def _error_axis(axis) -> None:
     axis.set_ylim(-0.05, 100)
 
 
+def _finish(figure, axis, title: str):
+    """The title, a frameless legend and a tight layout: the last touches of a chapter figure."""
+    axis.set_title(title)
+    axis.legend(frameon=False, fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
 def figure2(records: Iterable[dict], hidden: int = 50,
             models: tuple[str, ...] = TABLE1_MODELS, metric: str = "val_error"):
     """Figure 2: validation error (or loss) against updates of the models at one R.
@@ -262,10 +270,7 @@ def figure2(records: Iterable[dict], hidden: int = 50,
     else:
         axis.set_ylabel("validation cross-entropy (nats)")
         axis.set_yscale("log")
-    axis.set_title(f"Associative retrieval, R = {hidden}")
-    axis.legend(frameon=False, fontsize="small")
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, f"Associative retrieval, R = {hidden}")
 
 
 RECIPE_STYLES = {"": dict(color="#c0392b", linestyle="-"),
@@ -303,10 +308,7 @@ def recipe_figure(records: Iterable[dict], hidden: int = 20):
     _error_axis(axis)
     axis.set_xlabel("updates")
     axis.set_ylabel("validation error (%)")
-    axis.set_title(f"Fast weights, R = {hidden}: recipes, one line per seed")
-    axis.legend(frameon=False, fontsize="small")
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, f"Fast weights, R = {hidden}: recipes, one line per seed")
 
 
 def verdict_markdown(records: Iterable[dict]) -> str:
