@@ -15,15 +15,16 @@ from pathlib import Path
 from fwbook.cli.arguments import non_negative_int, positive_int
 
 
+DESCRIPTION = ("Train every (core, seed) of a Catch profile with A2C (fwbook.rl.agents) and "
+               "write one JSON record per run, named PROFILE_CORE_seedN.json. A run whose "
+               "record is already in --out with the same configuration is not trained again.")
+
+
 def add_parser(subparsers, parser_class) -> None:
     from fwbook.rl.agents import CORES, PROFILES, RESULTS_DIR
 
-    parser = subparsers.add_parser(
-        "catch", help="train the chapter-8 Catch agents (actor-critic, three recurrent cores)",
-        description="Train every (core, seed) of a Catch profile with A2C (fwbook.rl.agents) "
-                    "and write one JSON record per run, named PROFILE_CORE_seedN.json. A run "
-                    "whose record is already in --out with the same configuration is not "
-                    "trained again.")
+    parser = subparsers.add_parser("catch", description=DESCRIPTION, help="train the chapter-8 "
+                                   "Catch agents (actor-critic, three recurrent cores)")
     parser.add_argument("profile", choices=PROFILES,
                         help="smoke: seconds; quick: minutes; paper: the committed records")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR,
