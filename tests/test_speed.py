@@ -207,6 +207,12 @@ def test_one_batched_update_equals_an_update_of_each_seed(model):
     assert not torch.allclose(losses[0], losses[1])  # different seeds really are different
 
 
+def test_batched_lstm_refuses_an_input_embedding():
+    config = retrieval_config("lstm", 8, "smoke", input_embedding=8)
+    with pytest.raises(ValueError, match="one-hot input only"):
+        _StackedModels([build_model(config.model, seed=seed) for seed in (0, 1)], config)
+
+
 def test_lstm_forward_equals_nn_lstm():
     torch.manual_seed(0)
     model = build_model(ModelConfig(model="lstm", hidden=12))
