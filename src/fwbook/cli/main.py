@@ -416,10 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     _add_train(subparsers)
     _add_bench(subparsers)
-    from fwbook.cli import book, sweep  # every subcommand is named here, none found by search
+    from fwbook.cli import attention, book, sweep  # every subcommand is named here, none found by search
 
     sweep.add_parser(subparsers, _Parser)
     book.add_parser(subparsers, _Parser)
+    from fwbook.cli import catch as catch_cli  # chapter 8
+    catch_cli.add_parser(subparsers, _Parser)
+    attention.add_parser(subparsers, _Parser)
     return parser
 
 
