@@ -32,7 +32,7 @@ from fwbook.core.data import PAPER_NUM_PAIRS, PAPER_SPLIT_SIZES, RetrievalSplit,
 from fwbook.core.models import ModelConfig, build_model
 from fwbook.core.records import (RECORD_SCHEMA, config_hash, provenance, thin_curve, utc_now,
                                  write_failure, write_record)
-from fwbook.core.steps import TrainingStep, plain_training_step  # noqa: F401 - plain: public here
+from fwbook.core.steps import TrainingStep, plain_training_step  # noqa: F401 - perf.bench, tests import plain here
 
 LR_SCHEDULES = ("constant", "cosine")
 MAX_SEED = 2**32 - 1  # seeds are offset (data: seed * 1000 + split) and must stay in 64 bits
