@@ -7,7 +7,8 @@ import torch
 
 from fwbook.experiments.grids import retrieval_config
 from fwbook.core.models import ModelConfig
-from fwbook.core.records import aggregate, load_records, read_record
+from fwbook.core.records import load_records, read_record
+from fwbook.experiments.stats import aggregate
 from fwbook.core.train import TrainConfig, load_checkpoint, resolve_device, train
 
 REQUIRED_FIELDS = {"model", "hidden", "seed", "profile", "test_error", "config", "commit",
@@ -108,6 +109,7 @@ def test_records_aggregate_over_seeds(tmp_path):
     errors = [r["test_error"] for r in records]
     assert rows[0]["mean"] == pytest.approx(sum(errors) / 2)
     assert len(rows[0]["paths"]) == 2
+    assert rows[0]["std"] == pytest.approx(abs(errors[0] - errors[1]) / 2 ** 0.5)  # ddof = 1
 
 
 def test_on_evaluation_sees_every_pass_and_can_stop_the_run():

@@ -37,8 +37,7 @@ import subprocess
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from statistics import mean, stdev
-from typing import Any, Iterable
+from typing import Any
 
 RECORD_SCHEMA = 1
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -204,25 +203,3 @@ def thin_curve(curves: dict[str, list], max_points: int = 200) -> dict[str, list
         return curves
     keep = sorted({round(i * (length - 1) / (max_points - 1)) for i in range(max_points)})
     return {name: [values[i] for i in keep] for name, values in curves.items()}
-
-
-def aggregate(records: Iterable[dict], by: tuple[str, ...] = ("model", "hidden"),
-              value: str = "test_error") -> list[dict]:
-    """Mean, spread and sources of ``value`` for every group of records sharing ``by``.
-
-    Returns one dict per group: the ``by`` fields, ``mean``, ``std`` (0 for one record),
-    ``min``, ``max``, ``n`` and ``paths`` (the records behind the cell).
-    """
-    groups: dict[tuple, list[dict]] = {}
-    for record in records:
-        if record.get(value) is None:
-            continue
-        groups.setdefault(tuple(record.get(key) for key in by), []).append(record)
-    rows = []
-    for key, members in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
-        values = [member[value] for member in members]
-        rows.append({**dict(zip(by, key)), "mean": mean(values),
-                     "std": stdev(values) if len(values) > 1 else 0.0,
-                     "min": min(values), "max": max(values), "n": len(values),
-                     "paths": [member.get("path", "") for member in members]})
-    return rows
