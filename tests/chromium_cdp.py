@@ -66,6 +66,7 @@ class Browser:
         self.send("Page.enable")
         self.send("Runtime.enable")
         self.send("Network.enable")
+        self.send("Log.enable")  # the browser's own errors (a script or file that failed to load)
 
     # protocol ---------------------------------------------------------------------------
 
@@ -140,13 +141,25 @@ class Browser:
                 if event.get("method") == "Network.requestWillBeSent"]
 
     def console_errors(self) -> list[str]:
+        """What the console shows as errors: uncaught exceptions (a script that does not even
+        parse included), ``console.error`` calls and the browser's own error entries (a file
+        that failed to load; the favicon, which no page asks for, left out)."""
         errors = []
         for event in self.events:
-            if event.get("method") == "Runtime.exceptionThrown":
-                details = event["params"]["exceptionDetails"]
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                details = params["exceptionDetails"]
                 description = details.get("exception", {}).get("description", details.get("text"))
                 errors.append(f"{description} (at {details.get('url', '?')}:"
                               f"{details.get('lineNumber', '?')})")
+            elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+                errors.append("console.error: " + " ".join(
+                    str(argument.get("value", argument.get("description", "")))
+                    for argument in params.get("args", [])))
+            elif (method == "Log.entryAdded" and params["entry"].get("level") == "error"
+                  and not params["entry"].get("url", "").endswith("/favicon.ico")):
+                entry = params["entry"]
+                errors.append(f"{entry.get('text')} ({entry.get('url', '?')})")
         return errors
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""The in-browser explorers (fwbook.chapters.explorer, explorer.js) against PyTorch, in headless Chromium.
+"""The in-browser explorers (fwbook.chapters.explorer, explorer_*.js) against PyTorch, in headless
+Chromium.
 
 The pages here are the notebook outputs' own HTML (``attention_html``, ``fast_weights_html``)
 in a minimal page next to the ``_static/`` assets that the book build writes, opened from
@@ -113,7 +114,7 @@ def test_assets_are_small_exact_and_reproducible(site, trained, tmp_path):
     print(f"\nexplorer assets: script {script.stat().st_size:,} B + weights "
           f"{weights.stat().st_size:,} B = {size:,} B")
     assert size <= explorer.MAX_ASSET_BYTES
-    assert script.read_bytes() == explorer.SCRIPT_SOURCE.read_bytes()
+    assert script.read_text(encoding="utf-8") == explorer.script_text()
     text = weights.read_text(encoding="utf-8")
     prefix = 'window.FWBOOK_MODELS["trained"] = '
     line = next(line for line in text.splitlines() if line.startswith(prefix))
