@@ -21,6 +21,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-extensions", "--mute-audio", "--hide-scrollbars", "--window-size=1280,1000",
          # no DNS: a page that needed the network would visibly break
          "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+# what a test of the browser explorers waits for: the page's first explorer has mounted (or failed)
+EXPLORER_MOUNTED = ("document.querySelector('.fw-explorer') && "
+                    "document.querySelector('.fw-explorer').dataset.fwState")
 
 
 def find_chromium() -> str | None:
@@ -29,6 +32,20 @@ def find_chromium() -> str | None:
         if candidate and shutil.which(candidate):
             return shutil.which(candidate)
     return None
+
+
+def require_chromium() -> str:
+    """The Chromium to test with. Without one the test is skipped, except in CI, where
+    ``.ci/book_setup.sh`` installs it: there a missing browser is a failure."""
+    import pytest
+
+    chromium = find_chromium()
+    if chromium is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing in CI: .ci/book_setup.sh should have installed it")
+        pytest.skip("Chromium is not installed (locally: apt-get install -y chromium, or "
+                    "bash .ci/book_setup.sh)")
+    return chromium
 
 
 class CDPError(RuntimeError):
@@ -99,6 +116,14 @@ class Browser:
         since = len(self.events)
         self.send("Page.navigate", url=url)
         self.wait_for("Page.loadEventFired", since)
+
+    def open(self, url: str, until: str | None = None) -> None:
+        """Forget the events so far, load ``url``, then wait until ``until`` (JavaScript) is
+        truthy."""
+        self.events.clear()
+        self.navigate(url)
+        if until:
+            self.wait_until(until)
 
     def evaluate(self, expression: str, await_promise: bool = False):
         result = self.send("Runtime.evaluate", expression=expression, returnByValue=True,

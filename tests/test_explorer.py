@@ -12,15 +12,13 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import threading
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import torch
 
-from chromium_cdp import Browser, find_chromium
+from chromium_cdp import EXPLORER_MOUNTED, Browser, require_chromium
 from fwbook.chapters import ch06_attention as attention
 from fwbook.chapters import explorer
 from fwbook.chapters import widgets
@@ -69,20 +67,12 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    chromium = find_chromium()
-    if chromium is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing in CI: .ci/book_setup.sh should have installed it")
-        pytest.skip("Chromium is not installed (locally: apt-get install -y chromium)")
-    with Browser(chromium, tmp_path_factory.mktemp("cdp-profile")) as opened:
+    with Browser(require_chromium(), tmp_path_factory.mktemp("cdp-profile")) as opened:
         yield opened
 
 
 def _open(browser, url: str) -> None:
-    browser.events.clear()
-    browser.navigate(url)
-    browser.wait_until("document.querySelector('.fw-explorer') && "
-                       "document.querySelector('.fw-explorer').dataset.fwState")
+    browser.open(url, until=EXPLORER_MOUNTED)
 
 
 def _torch_answer(model, text: str) -> tuple[str, float, list[float]]:
