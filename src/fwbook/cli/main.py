@@ -425,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep.add_parser(subparsers, _Parser)
     book.add_parser(subparsers, _Parser)
+    from fwbook.cli import catch as catch_cli  # chapter 8
+    catch_cli.add_parser(subparsers, _Parser)
     return parser
 
 

@@ -109,12 +109,6 @@ def run_name(model: str, hidden: int, seed: int, recipe: str = "") -> str:
     return f"{recipe}_{stem}" if recipe else stem
 
 
-def paper_recipe_config(seed: int = 0, profile: str = "paper", model: str = "fast_weights",
-                        hidden: int = 20) -> TrainConfig:
-    """The paper's stated recipe (Adam lr 1e-4, batch 128) at the profile's budget and data."""
-    return recipe_config("paper_recipe", seed, profile, model, hidden)
-
-
 def recipe_config(recipe: str, seed: int = 0, profile: str = "paper", model: str = "fast_weights",
                   hidden: int = 20) -> TrainConfig:
     """A named recipe of ``EXTRA_RECIPES`` (at the profile's budget, or a multiple of it) or
