@@ -267,8 +267,8 @@ if cost is not None:
 # Projected from update rates: models per hour for the paper profile (40,000 updates per
 # run; evaluation excluded), three seeds trained one after another with the eager step
 # against the same three seeds trained as one batched model
-# (`fwbook.perf.batched`: stacked weights and `torch.func.vmap`, each seed with its
-# own initialisation, data order, clipping and record, tested equal to single runs). The
+# (`fwbook.perf.batched`: stacked weights and `torch.func.vmap`, each seed with its own
+# initialisation and gradient clipping; one batched update is tested equal to single ones). The
 # sweep does not use batching: it gains less than compiling the step does, and it has no
 # checkpoints.
 #
@@ -298,10 +298,10 @@ if sweep is not None:
 # bound for a machine that does nothing else.
 
 # %% tags=["hide-input"]
-from fwbook.chapters import ch05_results as results
+from fwbook.experiments import table1
 
-timing_runs = results.load_table1(REPO_ROOT / "results" / "bench" / "grid")
-grid = results.grid_time(results.load_table1() + timing_runs)
+timing_runs = table1.load_table1(REPO_ROOT / "results" / "bench" / "grid")
+grid = table1.grid_time(table1.load_table1() + timing_runs)
 for (model, hidden), cell in grid["cells"].items():
     print(f"{model:<13} R={hidden:<4} median {cell['median_wall_s'] / 60:5.1f} min "
           f"over {cell['runs']} run(s), step: {', '.join(cell['steps'])}")

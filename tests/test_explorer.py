@@ -1,4 +1,5 @@
-"""The in-browser explorers (fwbook.chapters.explorer, explorer.js) against PyTorch, in headless Chromium.
+"""The in-browser explorers (fwbook.chapters.explorer, explorer_*.js) against PyTorch, in headless
+Chromium.
 
 The pages here are the notebook outputs' own HTML (``attention_html``, ``fast_weights_html``)
 in a minimal page next to the ``_static/`` assets that the book build writes, opened from
@@ -11,19 +12,18 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import threading
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import torch
 
-from chromium_cdp import Browser, find_chromium
+from chromium_cdp import EXPLORER_MOUNTED, Browser, require_chromium
 from fwbook.chapters import ch06_attention as attention
 from fwbook.chapters import explorer
 from fwbook.chapters import widgets
 from fwbook.core.data import decode, encode
+from fwbook.experiments import attention_runs
 
 PAGE = """<!DOCTYPE html>
 <html data-content_root="./"><head><meta charset="utf-8"><title>explorer check</title></head>
@@ -68,20 +68,12 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    chromium = find_chromium()
-    if chromium is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing in CI: .ci/book_setup.sh should have installed it")
-        pytest.skip("Chromium is not installed (locally: apt-get install -y chromium)")
-    with Browser(chromium, tmp_path_factory.mktemp("cdp-profile")) as opened:
+    with Browser(require_chromium(), tmp_path_factory.mktemp("cdp-profile")) as opened:
         yield opened
 
 
 def _open(browser, url: str) -> None:
-    browser.events.clear()
-    browser.navigate(url)
-    browser.wait_until("document.querySelector('.fw-explorer') && "
-                       "document.querySelector('.fw-explorer').dataset.fwState")
+    browser.open(url, until=EXPLORER_MOUNTED)
 
 
 def _torch_answer(model, text: str) -> tuple[str, float, list[float]]:
@@ -113,7 +105,7 @@ def test_assets_are_small_exact_and_reproducible(site, trained, tmp_path):
     print(f"\nexplorer assets: script {script.stat().st_size:,} B + weights "
           f"{weights.stat().st_size:,} B = {size:,} B")
     assert size <= explorer.MAX_ASSET_BYTES
-    assert script.read_bytes() == explorer.SCRIPT_SOURCE.read_bytes()
+    assert script.read_text(encoding="utf-8") == explorer.script_text()
     text = weights.read_text(encoding="utf-8")
     prefix = 'window.FWBOOK_MODELS["trained"] = '
     line = next(line for line in text.splitlines() if line.startswith(prefix))
@@ -140,7 +132,7 @@ def test_only_fast_weights_models_are_exported():
 
 def test_browser_equals_pytorch_on_200_test_sequences(browser, site, trained):
     record, model = trained
-    test = attention.record_test_split(record)
+    test = attention_runs.record_test_split(record)
     tokens = test.inputs[:SEQUENCES]
     texts = decode(tokens)
     weights, logits = attention.query_weights(model, tokens)  # (N, T-1), (N, V)
@@ -282,7 +274,7 @@ def test_fast_weights_explorer_equals_pytorch(browser, site, trained):
 
 def test_live_attention_explorer_and_its_book_fallback(trained):
     _, model = trained
-    live = explorer.attention_explorer(model, "c9k8j3f1??c")
+    live = attention.attention_explorer(model, "c9k8j3f1??c")
     expected, probability, _ = _torch_answer(model, "c9k8j3f1??c")
     assert f"answers {expected} with probability {100 * probability:.1f}%" in live.answer.value
     live.text_box.value = "c9k8j3f1??x"

@@ -86,8 +86,6 @@ def _add_train(subparsers) -> None:
                              "measured or cached compile time is repaid by the run's length, "
                              "and records why; eager never compiles; compiled always does. "
                              "Same maths, tested equal (default: %(default)s)")
-    parser.add_argument("--fast-path", action="store_true",
-                        help="the same as --step compiled")
     parser.add_argument("--output", type=Path, default=Path("runs/fast_weights_R20.json"),
                         help="run record path (default: %(default)s)")
     parser.add_argument("--checkpoint", type=Path, default=None,
@@ -255,9 +253,6 @@ def _run_train(args, parser) -> int:
                              lr_schedule=args.lr_schedule, batch_size=args.batch,
                              steps=args.steps, eval_every=min(args.eval_every, args.steps),
                              clip_norm=args.clip or None)
-        step = "compiled" if args.fast_path else args.step
-        if args.fast_path and args.step == "eager":
-            raise ValueError("--fast-path and --step eager contradict each other")
         resolve_device(args.device)
         output = args.output
         checkpoint = args.checkpoint or output.with_name(output.name + ".ckpt.pt")
@@ -296,7 +291,7 @@ def _run_train(args, parser) -> int:
             except ValueError as error:
                 parser.error(str(error))
             record = train(config, output=output, device=args.device, checkpoint=checkpoint,
-                           quiet=args.quiet, step=step)
+                           quiet=args.quiet, step=args.step)
     except RunLocked as error:
         parser.error(str(error))
     except TrainingInterrupted as interrupted:
@@ -423,10 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     _add_train(subparsers)
     _add_bench(subparsers)
-    from fwbook.cli import book, sweep  # every subcommand is named here, none found by search
+    from fwbook.cli import attention, book, sweep  # every subcommand is named here, none found by search
 
     sweep.add_parser(subparsers, _Parser)
     book.add_parser(subparsers, _Parser)
+    from fwbook.cli import catch as catch_cli  # chapter 8
+    catch_cli.add_parser(subparsers, _Parser)
+    attention.add_parser(subparsers, _Parser)
     return parser
 
 

@@ -15,7 +15,7 @@ import torch
 
 from fwbook.core.data import associative_retrieval
 from fwbook.core.models import ModelConfig, build_model
-from fwbook.core.train import plain_training_step
+from fwbook.core.steps import plain_training_step
 from fwbook.perf.timing import interleaved_rates, rate_fields, spread_note, unsteady_mark
 
 SPEEDUP_HIDDEN = (50, 100)

@@ -9,7 +9,7 @@ import torch
 
 from fwbook.core.data import associative_retrieval
 from fwbook.core.models import build_model
-from fwbook.core.train import plain_training_step
+from fwbook.core.steps import plain_training_step
 from fwbook.experiments.grids import PROFILE_SETTINGS, retrieval_config
 from fwbook.perf.batched import StackedModels, clip_per_model
 from fwbook.perf.timing import interleaved_rates

@@ -17,7 +17,7 @@ import torch
 
 from fwbook.core.data import associative_retrieval
 from fwbook.core.models import ModelConfig, build_model
-from fwbook.core.train import plain_training_step
+from fwbook.core.steps import plain_training_step
 
 # A row whose fastest timed block is this much faster than its slowest, relative to its median
 # ((max - min) / median), is flagged: the load of the machine changed too much while it ran.
