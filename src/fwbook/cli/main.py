@@ -226,10 +226,10 @@ def check_output_record(output: Path, config, checkpoint: Path, overwrite: bool)
     wanted = config_hash(config.to_dict())
     found = record.get("config_hash") or config_hash(record["config"])
     if found != wanted:
-        from fwbook.experiments.sweep import _config_differences
+        from fwbook.experiments.sweep import config_differences
 
         raise ValueError(f"--output {output} holds another run (differs in "
-                         f"{_config_differences(record['config'], config.to_dict())}); choose "
+                         f"{config_differences(record['config'], config.to_dict())}); choose "
                          f"another --output, or pass --overwrite to replace it")
     if checkpoint.exists():
         return None  # the same configuration, being resumed
