@@ -81,7 +81,7 @@ def existing_record(directory: str | os.PathLike, name: str, config: TrainConfig
     wanted = config_hash(config.to_dict())
     found = record.get("config_hash") or config_hash(record["config"])
     if found != wanted:
-        differences = _config_differences(record["config"], config.to_dict())
+        differences = config_differences(record["config"], config.to_dict())
         raise SweepConfigMismatch(
             f"{path} holds run {name!r} with another configuration (config_hash {found}, "
             f"wanted {wanted}; differs in {differences}). Move or delete that record, or give "
@@ -89,12 +89,12 @@ def existing_record(directory: str | os.PathLike, name: str, config: TrainConfig
     return record
 
 
-def _config_differences(old: dict, new: dict, prefix: str = "") -> str:
+def config_differences(old: dict, new: dict, prefix: str = "") -> str:
     names = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            inner = _config_differences(a, b, f"{prefix}{key}.")
+            inner = config_differences(a, b, f"{prefix}{key}.")
             if inner:
                 names.append(inner)
         elif a != b:
