@@ -121,15 +121,10 @@ def run(args, parser) -> int:
         configs = grid_configs(args.grid, args.profile, tuple(args.seeds))
     except ValueError as error:
         parser.error(str(error))
+    _refuse_unknown_names(args, configs, f"the {args.grid} grid", parser)
     if args.only:
-        unknown = [name for name in args.only if name not in configs]
-        if unknown:
-            parser.error(f"--only: not in the {args.grid} grid: {', '.join(unknown)}")
         configs = {name: configs[name] for name in args.only}
     if args.skip:
-        unknown = [name for name in args.skip if name not in configs]
-        if unknown:
-            parser.error(f"--skip: not in the {args.grid} grid: {', '.join(unknown)}")
         configs = {name: config for name, config in configs.items() if name not in args.skip}
     try:
         status = sweep_status(configs, directory)
@@ -151,7 +146,6 @@ def run(args, parser) -> int:
         if args.limit is not None:
             keep = set(status["done"]) | set(status["todo"][:args.limit])
             configs = {name: config for name, config in configs.items() if name in keep}
-
         try:
             sweep_function(configs, directory, workers=args.workers, profile=args.profile,
                            quiet=args.quiet, on_record=_committer(args), step=args.step,
@@ -193,6 +187,14 @@ def _backend(args, parser):
     return sweep_on_ray
 
 
+def _refuse_unknown_names(args, configs: dict, where: str, parser) -> None:
+    """One usage line for the names of ``--only`` or ``--skip`` that ``configs`` lacks."""
+    for option in ("only", "skip"):
+        unknown = [name for name in getattr(args, option) or () if name not in configs]
+        if unknown:
+            parser.error(f"--{option}: not in {where}: {', '.join(unknown)}")
+
+
 def _status_line(directory: Path, name: str, config, done: bool) -> str:
     """``  done  NAME``, or ``  todo  NAME`` with how far its checkpoint got, if it has one."""
     from fwbook.experiments.sweep import checkpoint_progress, default_checkpoint_dir
@@ -229,11 +231,7 @@ def run_fair_grid(args, parser, directory: Path) -> int:
         plan, waiting = fair_plan(directory, args.profile, seeds=seeds)
     except SweepConfigMismatch as error:
         parser.error(str(error))
-    for option in ("only", "skip"):
-        names = getattr(args, option) or []
-        unknown = [name for name in names if name not in plan]
-        if unknown:
-            parser.error(f"--{option}: not in the fair plan (yet): {', '.join(unknown)}")
+    _refuse_unknown_names(args, plan, "the fair plan (yet)", parser)
     if args.status:
         try:
             done = {name for name, config in plan.items()
