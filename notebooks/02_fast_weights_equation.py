@@ -22,7 +22,7 @@
 #
 # This chapter takes the model apart equation by equation, on the sequence the paper uses as its
 # example, `c9k8j3f1??c` (answer: `9`, the value stored under key `c`). Every figure runs the
-# real model code in `fwbook.core.models`; the figures themselves are drawn by `fwbook.chapters.figures` and
+# real model code in `fwbook.core.models`; the figures themselves are drawn by `fwbook.chapters.ch02_equation` and
 # `fwbook.chapters.widgets`. The equation labels below are the ones on the lines of `fwbook/models.py`
 # that implement them.
 #
@@ -57,7 +57,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fwbook.chapters import figures
+from fwbook.chapters import ch02_equation as equation
 from fwbook.chapters import widgets
 from fwbook.experiments.ablations import eta_zero_equals_ln_irnn
 from fwbook.chapters.explorer import book_fallback, fast_weights_html
@@ -135,10 +135,10 @@ print(f"model: {model.config}")
 # one colour scale from 0 serves all panels.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eq. 1 step by step on `c9k8j3f1??c`: what is left of the old memory, $\\lambda A(t-1)$ (top), what the step writes, $\\eta\\, h(t) h(t)^\\top$ (middle), and their sum $A(t)$ (bottom).", "name": "fig-accumulation"}, "image": {"alt": "Three rows of small heatmaps, one column per token of the sequence c9k8j3f1??c: the decayed previous fast weights, the new outer product and their sum, all on one colour scale starting at zero."}}
-figures.plot_fast_weights_accumulation(model, TEXT)
+equation.plot_fast_weights_accumulation(model, TEXT)
 
 # %%
-fast_weights, hidden_states = figures.explicit_fast_weights(model, TEXT)  # (T, H, H), (T, H)
+fast_weights, hidden_states = equation.explicit_fast_weights(model, TEXT)  # (T, H, H), (T, H)
 norms = torch.linalg.matrix_norm(torch.as_tensor(fast_weights))  # (T,)  Frobenius ‖A(t)‖
 ranks = [int(torch.linalg.matrix_rank(torch.as_tensor(a), atol=1e-6)) for a in fast_weights]
 display(Markdown(
@@ -200,7 +200,7 @@ book_fallback(explorer, fast_weights_html(widgets.untrained_model(HIDDEN, seed),
 # yet shrunk them, partly because they resemble the current state.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eq. 4 weights $\\eta\\, \\lambda^{t-\\tau}\\, h(\\tau)^\\top h_s(t+1)$ of the untrained network reading `c9k8j3f1??c`: row, the token being read; column, the earlier state it adds back in.", "name": "fig-memory-weights-untrained"}, "image": {"alt": "Lower-triangular heatmap: each row is a token of c9k8j3f1??c being read, each column an earlier hidden state, the colour the weight that state gets."}}
-figures.plot_memory_weights(model, TEXT)
+equation.plot_memory_weights(model, TEXT)
 
 # %% [markdown]
 # The two forms are the same function, so they must agree to rounding error, in the outputs
@@ -208,11 +208,11 @@ figures.plot_memory_weights(model, TEXT)
 # of 64 random sequences with identical parameters, in float64, for S = 1, 2, 3:
 
 # %% tags=["hide-input"]
-agreement = figures.memory_forms_agreement(hidden=HIDDEN, inner_steps=(1, 2, 3), seed=seed)
+agreement = equation.memory_forms_agreement(hidden=HIDDEN, inner_steps=(1, 2, 3), seed=seed)
 agreement
 
 # %% tags=["hide-input"]
-agreement32 = figures.memory_forms_agreement(hidden=HIDDEN, inner_steps=(1,), seed=seed,
+agreement32 = equation.memory_forms_agreement(hidden=HIDDEN, inner_steps=(1,), seed=seed,
                                              dtype=torch.float32)
 print(f"float64: max |Δ logits| = {agreement['max |Δ logits|'].max():.2e}, "
       f"max |Δ gradient| = {agreement['max |Δ gradient|'].max():.2e}")
@@ -256,7 +256,7 @@ display(Markdown(
 
 # %% tags=["hide-input"]
 model_s3 = untrained(inner_steps=3)
-trajectory = figures.inner_loop_trajectory(model_s3, TEXT)
+trajectory = equation.inner_loop_trajectory(model_s3, TEXT)
 trajectory.round(4)
 
 # %% tags=["hide-input"]
@@ -269,7 +269,7 @@ display(Markdown(
     f"average and the third by {third:.4f}: {verdict}."))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eq. 4 weights of the untrained network with $S = 3$ inner steps reading `c9k8j3f1??c`.", "name": "fig-memory-weights-s3"}, "image": {"alt": "Lower-triangular heatmap of memory weights for a network with three inner steps: each row a token being read, each column an earlier hidden state."}}
-figures.plot_memory_weights(model_s3, TEXT)
+equation.plot_memory_weights(model_s3, TEXT)
 
 # %% [markdown]
 # One consequence is worth stating before chapter 4 measures it. With η = 0 the fast term

@@ -56,9 +56,10 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from fwbook.chapters import figures
+from fwbook.chapters import ch02_equation as equation  # the Eq. 4 weights figure of chapter 2
+from fwbook.chapters import ch03_training as training
 from fwbook.core.data import PAPER_NUM_PAIRS, make_splits, parse_query, sequence_length
-from fwbook.experiments.grids import PROFILE_SETTINGS, check_profile, retrieval_config
+from fwbook.experiments.grids import PROFILE_SETTINGS, check_profile, load_table1_records, retrieval_config
 from fwbook.chapters.plots import MODEL_LABELS
 from fwbook.core.records import aggregate
 from fwbook.core.train import resolve_device, train
@@ -127,7 +128,7 @@ display(Markdown(
 trained_model = None
 if profile == "paper":
     # records made with exactly the paper profile's recipe (not the lr 1e-4 paper_recipe runs)
-    records = [r for r in figures.load_table1_records("paper") if r.get("status") == "completed"]
+    records = [r for r in load_table1_records("paper") if r.get("status") == "completed"]
     if records:
         print(f"Read {len(records)} completed paper-profile records from results/table1/ "
               f"(commits {sorted({r['commit'][:7] for r in records})}); nothing trained for "
@@ -156,7 +157,7 @@ else:
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Validation error against updates for each model at this page's $R$ and profile.", "name": "fig-learning-curves"}, "image": {"alt": "Line chart of validation error in percent against training updates, one line per model."}}
 shown = [r for r in records if r.get("hidden") == HIDDEN]
-figures.plot_learning_curves(shown, title=f"R = {HIDDEN}, profile {profile}")
+training.plot_learning_curves(shown, title=f"R = {HIDDEN}, profile {profile}")
 
 # %% tags=["hide-input"]
 if shown:
@@ -186,7 +187,7 @@ else:
 
 # %% tags=["hide-input"]
 if profile == "paper" and len({r["hidden"] for r in records}) > 1:
-    display(figures.plot_learning_curves(records, title="all sizes, paper profile"))
+    display(training.plot_learning_curves(records, title="all sizes, paper profile"))
 elif profile == "paper":
     print("The committed records cover fewer than two hidden sizes; no all-sizes figure.")
 else:
@@ -204,7 +205,7 @@ else:
 # %% tags=["hide-input"]
 def ask(sequences: list[str]) -> pd.DataFrame:
     """The trained model's answers to reader-typed sequences, as a table."""
-    return figures.predictions_table(trained_model, sequences)
+    return training.predictions_table(trained_model, sequences)
 
 
 questions = ["c9k8j3f1??c", "j0a5s5z2??a", "c9k8j3f1??f", "q2w2e2r7??e", "a1b2c3d4e5??e"]
@@ -212,10 +213,10 @@ answers_table = ask(questions)
 answers_table
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "What the trained fast-weights model answers to typed sequences: its probability for each answer, beside the true one.", "name": "fig-predictions"}, "image": {"alt": "One bar chart per typed sequence, titled with the sequence and its true answer: the model's probability for each digit 0 to 9, the true answer's bar highlighted, and the probability left for non-digits noted in the corner."}}
-figures.plot_predictions(trained_model, questions)
+training.plot_predictions(trained_model, questions)
 
 # %% tags=["hide-input"]
-fresh = ask(figures.random_queries(200, seed=seed))
+fresh = ask(training.random_queries(200, seed=seed))
 display(Markdown(
     f"On 200 fresh random sequences the model answers {fresh['correct'].mean():.1%} correctly, "
     f"with a mean probability of {fresh['p(answer)'].mean():.2f} on the true answer "
@@ -237,12 +238,12 @@ except ValueError as error:
 # asked.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Eq. 4 weights of the trained model reading `c9k8j3f1??c`; the last row is the step that reads the query key.", "name": "fig-memory-weights-trained"}, "image": {"alt": "Lower-triangular heatmap of the trained model's memory weights: each row a token of c9k8j3f1??c being read, each column an earlier hidden state."}}
-figures.plot_memory_weights(trained_model, "c9k8j3f1??c")
+equation.plot_memory_weights(trained_model, "c9k8j3f1??c")
 
 # %% tags=["hide-input"]
 rows = []
 for text in questions[:4]:
-    position, token, weight = figures.most_attended(trained_model, text)
+    position, token, weight = training.most_attended(trained_model, text)
     _, answer = parse_query(text)
     rows.append({"sequence": text, "answer": answer, "most attended state: made by reading":
                  f"{token!r} (τ = {position})", "weight": round(weight, 3),

@@ -88,8 +88,9 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from fwbook.chapters import ch04_tricks as tricks
 from fwbook.experiments import ablations
-from fwbook.experiments.grids import check_profile
+from fwbook.experiments.grids import check_profile, load_table1_records
 
 torch.set_num_threads(1)
 check_profile(profile)
@@ -121,7 +122,7 @@ if profile == "paper":
     commits = sorted({r.get("commit", "?")[:7] for r in records.values()})
     print(f"Read {len(records)} of {len(configs)} records from results/ablations/ "
           f"(commits {commits}); nothing was trained.")
-    display(Markdown(ablations.coverage_summary(records, seeds)))
+    display(Markdown(tricks.coverage_summary(records, seeds)))
     if len(records) < len(configs):
         print("`python -m fwbook sweep ablations --profile paper` trains the missing runs.")
 else:
@@ -145,13 +146,13 @@ else:
 # the records behind them.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Bag of tricks: validation error against updates (log scale) for the baseline and each run that changes one thing; thin lines seeds, thick lines means.", "name": "fig-ablation-curves"}, "image": {"alt": "Line charts with a logarithmic error axis: validation error against updates for the baseline and each ablation, a thin line per seed and a thick line for the mean."}}
-ablations.plot_ablation_curves(records)
+tricks.plot_ablation_curves(records)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean test error of each configuration, every seed a dot.", "name": "fig-ablation-bars"}, "image": {"alt": "Bar chart with one bar per configuration for its mean test error and one dot per seed."}}
-ablations.plot_ablation_bars(records)
+tricks.plot_ablation_bars(records)
 
 # %% tags=["hide-input"]
-table = ablations.ablation_table(records)
+table = tricks.ablation_table(records)
 table
 
 # %% [markdown]
@@ -164,8 +165,8 @@ table
 
 # %% tags=["hide-input"]
 for group in ("layer_norm", "identity_init"):
-    display(Markdown(ablations.group_summary(records, group)))
-display(Markdown(ablations.layer_norm_verdict(records)))
+    display(Markdown(tricks.group_summary(records, group)))
+display(Markdown(tricks.layer_norm_verdict(records)))
 
 # %% [markdown]
 # ## λ, η and S — and the honest question
@@ -176,7 +177,7 @@ display(Markdown(ablations.layer_norm_verdict(records)))
 
 # %% tags=["hide-input"]
 for group in ("decay", "fast_lr", "inner_steps"):
-    display(Markdown(ablations.group_summary(records, group)))
+    display(Markdown(tricks.group_summary(records, group)))
 
 # %% [markdown]
 # **Where S = 2 and S = 3 stop.** A run can sit on a plateau far above S = 1 for the whole
@@ -188,7 +189,7 @@ for group in ("decay", "fast_lr", "inner_steps"):
 # error printed below (`fwbook.core.data.value_only_error`, computed exactly).
 
 # %% tags=["hide-input"]
-display(Markdown(ablations.stall_summary(records)))
+display(Markdown(tricks.stall_summary(records)))
 
 # %% [markdown]
 # **Depth or memory?** With η = 0 every inner step computes the same
@@ -199,7 +200,7 @@ display(Markdown(ablations.stall_summary(records)))
 # %% tags=["hide-input"]
 print(f"max |logits(η = 0, S = 3) − logits(LN-IRNN, same weights)| = "
       f"{ablations.eta_zero_equals_ln_irnn(seed=seed):.1e}")
-display(Markdown(ablations.eta_zero_verdict(records)))
+display(Markdown(tricks.eta_zero_verdict(records)))
 if profile != "paper":
     display(Markdown(f"*(Profile `{profile}`: {budget['steps']:,} updates per run. "
                      f"The paper profile's records answer this at a budget where the "
@@ -211,8 +212,6 @@ if profile != "paper":
 # records are committed, they show whether the memory-less network catches up with more updates:
 
 # %% tags=["hide-input"]
-from fwbook.chapters.figures import load_table1_records
-
 longer = [r for r in load_table1_records("paper", model="ln_irnn", hidden=20)
           if r.get("test_error") is not None]
 if longer:
@@ -232,10 +231,10 @@ else:
 # clipping and for the largest learning rate; the dotted line is the clipping threshold.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean gradient norm before clipping over each validation interval, for the baseline, the run without clipping and the largest learning rate; dotted, the clipping threshold.", "name": "fig-grad-norms"}, "image": {"alt": "Line chart of the gradient norm against updates for three runs, with a dotted horizontal line at the clipping threshold."}}
-ablations.plot_grad_norms(records)
+tricks.plot_grad_norms(records)
 
 # %% tags=["hide-input"]
-display(Markdown(ablations.group_summary(records, "clipping")))
+display(Markdown(tricks.group_summary(records, "clipping")))
 norms = {name: max(r["curves"]["grad_norm"]) for name, r in records.items()
          if (r.get("curves") or {}).get("grad_norm")}
 if norms:
@@ -250,7 +249,7 @@ if norms:
            or "not known (no baseline run)")
         + ". Interval means hide single spikes, so a mean below the threshold does not mean that "
           "clipping never acted."))
-display(Markdown(ablations.clipping_summary(records)))
+display(Markdown(tricks.clipping_summary(records)))
 no_clip = ablations.compare_cells(records, "clipping_off")
 if no_clip["kind"] in ("overlap", "tie"):
     display(Markdown(
@@ -266,7 +265,7 @@ if no_clip["kind"] in ("overlap", "tie"):
 # (chapter 5 compares the two rates over three seeds at the Table 1 budget).
 
 # %% tags=["hide-input"]
-display(Markdown(ablations.group_summary(records, "lr")))
+display(Markdown(tricks.group_summary(records, "lr")))
 
 # %% [markdown]
 # ## Summary
@@ -276,7 +275,7 @@ display(Markdown(ablations.group_summary(records, "lr")))
 # and seeds shown there). Each sentence below is computed from them.
 
 # %% tags=["hide-input"]
-lines = [ablations.group_summary(records, group) for group in ablations.ABLATION_GROUPS]
+lines = [tricks.group_summary(records, group) for group in ablations.ABLATION_GROUPS]
 display(Markdown("\n".join(f"* {line}" for line in lines)
-                 + f"\n* **Memory or depth:** {ablations.eta_zero_verdict(records)}"
-                 + f"\n* **Where S = 2 and S = 3 stop:** {ablations.stall_summary(records)}"))
+                 + f"\n* **Memory or depth:** {tricks.eta_zero_verdict(records)}"
+                 + f"\n* **Where S = 2 and S = 3 stop:** {tricks.stall_summary(records)}"))

@@ -55,9 +55,10 @@ from IPython.display import Markdown, display
 
 from fwbook.chapters import ch05_results as results
 from fwbook.cli.book_config import record_link_base
-from fwbook.experiments.grids import (PAPER_RECIPE, PROFILE_SETTINGS, TABLE1_HIDDEN, TABLE1_MODELS,
-                                 table1_configs)
 from fwbook.core.records import REPO_ROOT
+from fwbook.experiments import table1
+from fwbook.experiments.grids import (PAPER_RECIPE, PROFILE_SETTINGS, TABLE1_HIDDEN, TABLE1_MODELS,
+                                      table1_configs)
 from fwbook.experiments.sweep import run_sweep
 
 print(f"profile: {profile}")
@@ -74,7 +75,7 @@ print(f"profile: {profile}")
 
 # %% tags=["hide-input"]
 if profile == "paper":
-    directory = results.TABLE1_DIR
+    directory = table1.TABLE1_DIR
     source = f"read the committed records in {directory.relative_to(REPO_ROOT)}/"
 else:
     hidden = tuple(r for r in TABLE1_HIDDEN if r <= 50)
@@ -92,7 +93,7 @@ else:
     run_sweep(configs, directory, workers=1 if profile == "smoke" else None, profile=profile,
               quiet=True, device="cpu")
     source = f"trained {len(configs)} runs here ({profile} profile) into {directory}"
-records = results.load_table1(directory, profile)
+records = table1.load_table1(directory, profile)
 settings = PROFILE_SETTINGS[profile]
 print(f"This chapter {source}: {len(records)} run records.")
 print(f"Recipe ({profile} profile): Adam lr {settings.get('lr', 1e-3):g}, batch 128, "
@@ -107,7 +108,7 @@ print(f"Recipe ({profile} profile): Adam lr {settings.get('lr', 1e-3):g}, batch 
 # records behind every cell are listed under the table.
 
 # %% tags=["hide-input"]
-rows = results.table1_rows(records)
+rows = table1.table1_rows(records)
 display(Markdown(results.table1_markdown(rows, link_base=record_link_base())))
 
 # %% [markdown]
@@ -190,7 +191,7 @@ from fwbook.core.data import value_only_error
 
 level = 100 * value_only_error()
 print(f"Answering the most frequent digit, ignoring the query: {level:.2f}% error (K = 4).")
-for row in results.table1_rows(records):
+for row in table1.table1_rows(records):
     cell = row["cells"][20]
     if cell["n"] and abs(cell["mean"] - level) <= 2:
         print(f"  {row['model']} at R = 20 ({cell['mean']:.2f}%, n={cell['n']}) sits at that level.")
@@ -253,6 +254,7 @@ display(Markdown(results.ranking_markdown(records, hidden=20)))
 # The settings, as the code defines them:
 
 # %% tags=["hide-input"]
+from fwbook.chapters import ch05_fair
 from fwbook.experiments import fair
 
 protocol = fair.protocol_description("paper")
@@ -268,23 +270,26 @@ print(f"seeds at the chosen rate: {', '.join(map(str, protocol['seeds']))} "
 # %% [markdown]
 # These records are the `paper` profile's and are read from `results/fair/` whatever the
 # chapter's profile: the protocol takes many hours of training on this machine and a
-# shortened version of it would not be the protocol. A cell whose learning rates have not
-# all finished says so; a cell without records says "not run yet". Test error in %, mean ±
-# standard deviation over the seeds finished, beside today's Table 1 (one-hot input, fixed
-# budget, the section above) and the paper's number. "Best update / stop" is, for each seed,
-# the update whose parameters were kept and the update where the run stopped.
+# shortened version of it would not be the protocol. The sweep is still running: the list
+# first says which cells have finished and what each of the others is waiting for; in the
+# table a cell whose learning rates have not all finished says so, and a cell without
+# records says "not run yet". Test error in %, mean ± standard deviation over the seeds
+# finished ("n/a" for one seed), beside today's Table 1 (one-hot input, fixed budget, the
+# section above) and the paper's number. "Best update / stop" is, for each seed, the update
+# whose parameters were kept and the update where the run stopped.
 
 # %% tags=["hide-input"]
 fair_cells = fair.fair_cells()
-today = fair.today_cells(results.table1_rows(results.load_table1(results.TABLE1_DIR, "paper")))
-display(Markdown(fair.comparison_markdown(fair_cells, today)))
+today = fair.today_cells(table1.table1_rows(table1.load_table1(table1.TABLE1_DIR, "paper")))
+display(Markdown(ch05_fair.progress_markdown(fair_cells)))
+display(Markdown(ch05_fair.comparison_markdown(fair_cells, today)))
 
 # %% [markdown]
 # The learning-rate selection, from the seed-0 records: each rate's lowest validation error,
 # the update where it was reached and where the run stopped.
 
 # %% tags=["hide-input"]
-display(Markdown(fair.selection_markdown(fair_cells)))
+display(Markdown(ch05_fair.selection_markdown(fair_cells)))
 
 # %% [markdown]
 # {numref}`fig-fair-curves` shows the validation curves of every finished run (solid: the
@@ -292,17 +297,21 @@ display(Markdown(fair.selection_markdown(fair_cells)))
 # dot marks the point each run kept).
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Table 1 under the fair-controls protocol: validation error against updates of every finished run, one panel per model and R; colour is the learning rate, a dot the kept point.", "name": "fig-fair-curves"}, "image": {"alt": "Grid of line charts, one row per model and one column per number of hidden units, each showing validation error in percent on a symmetric-log axis against parameter updates for the runs finished so far, one colour per learning rate; panels without runs say not run yet."}}
-figure = fair.validation_curves_figure(fair_cells)
+figure = ch05_fair.validation_curves_figure(fair_cells)
 plt.show()
 
 # %% [markdown]
 # ### The verdict under the protocol
 #
-# Recomputed from the protocol's records (a cell counts once it has three seeds; until then
-# the verdict says which cells are missing):
+# Recomputed from the protocol's records (a cell counts once it has all its seeds; until
+# then the verdict says which cells are missing). A run that ends at the cap with its lowest
+# validation error at its last evaluation was still improving: the cap, not the patience,
+# stopped it, and its number is what the cap allowed. The verdict says which model that
+# happened to, because a cap that stops one model earlier in its learning than another is
+# not the same chance for both:
 
 # %% tags=["hide-input"]
-display(Markdown(fair.verdict_markdown(fair_cells, today)))
+display(Markdown(ch05_fair.verdict_markdown(fair_cells, today)))
 
 # %% [markdown]
 # ### The LSTM plateau and the input
@@ -315,26 +324,18 @@ display(Markdown(fair.verdict_markdown(fair_cells, today)))
 # 50%, and the validation error after 5,000 and 10,000 updates.
 
 # %% tags=["hide-input"]
-display(Markdown(fair.finding_markdown(fair.finding_rows())))
+display(Markdown(ch05_fair.finding_markdown(fair.finding_rows())))
 
 # %% [markdown]
 # ### Compute of the protocol
 #
 # Training wall time of the protocol's records by model (one worker, one torch thread, on the
-# shared 2-core CPU, at the lowest scheduling priority), and what the runs still missing
-# would take at each model's median time per run so far:
+# shared 2-core CPU, at the lowest scheduling priority), the wall time of the protocol so far
+# (from the first run's start to the last run's end), and what the runs still missing would
+# take at each model's median time per run so far:
 
 # %% tags=["hide-input"]
-plan = fair.projection()
-for model, entry in plan["by_model"].items():
-    minutes = (f"{entry['median_minutes']:.1f} min per run (median)"
-               if entry["median_minutes"] is not None else "no run finished yet")
-    left = (f"{entry['remaining_hours']:.1f} h" if entry["remaining_hours"] is not None
-            else "unknown")
-    print(f"  {fair.MODEL_LABELS[model]:<22} {entry['runs']:>2} runs done, {minutes}; "
-          f"{entry['remaining_runs']} runs left: {left}")
-print("Missing runs in all: " + (f"{plan['remaining_hours']:.1f} h" if plan["remaining_hours"]
-                                 is not None else "not projectable until every model has a run"))
+display(Markdown(ch05_fair.compute_markdown()))
 
 # %% [markdown]
 # ## Compute
@@ -343,10 +344,10 @@ print("Missing runs in all: " + (f"{plan['remaining_hours']:.1f} h" if plan["rem
 # `paper` profile; the records name their device and commit):
 
 # %% tags=["hide-input"]
-spent = results.compute_spent(records)
+spent = table1.compute_spent(records)
 print(f"{spent['runs']} runs, {spent['hours']:.2f} hours of training wall time "
       f"({profile} profile).")
-folders = results.compute_by_folder()
+folders = table1.compute_by_folder()
 print("All committed run records of the book, by folder under results/ (training wall time):")
 for folder, entry in folders.items():
     print(f"  {folder:<12} {entry['runs']:>3} runs  {entry['hours']:6.2f} h")

@@ -31,7 +31,8 @@
 # step where that key was stored with its value.
 #
 # `model.trace(tokens).memory_weights[b, t, s, τ-1]` holds exactly these weights. All the
-# logic (training, statistics, figures) lives in `fwbook.chapters.ch06_attention`; this notebook calls it.
+# logic lives in the package: the runs in `fwbook.experiments.attention_runs`, the statistics and
+# figures in `fwbook.chapters.ch06_attention`; this notebook calls them.
 
 # %% tags=["remove-cell"]
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
@@ -64,6 +65,7 @@ from IPython.display import Markdown, display
 from fwbook.chapters import ch06_attention as attention
 from fwbook.chapters import explorer
 from fwbook.chapters.plots import use_house_style
+from fwbook.experiments import attention_runs
 
 torch.set_num_threads(1)  # one thread: the book is built on small shared machines
 use_house_style()
@@ -82,13 +84,13 @@ print(f"profile={profile!r}, seed={seed}, device={device!r}, torch {torch.__vers
 #   (a layer-normalised ReLU RNN), the control at K = 8.
 #
 # In the `smoke` and `quick` profiles they are trained here and now
-# (`fwbook.chapters.ch06_attention.chapter_runs`). In the `paper` profile nothing is trained: the committed
+# (`fwbook.experiments.attention_runs.chapter_runs`). In the `paper` profile nothing is trained: the committed
 # run records in `results/attention/` are read, together with the small weight files saved
-# next to them (`python -m fwbook.chapters.ch06_attention paper`), and each record's configuration is checked
-# against `fwbook.chapters.ch06_attention.attention_config`.
+# next to them (`fwbook attention paper`), and each record's configuration is checked
+# against `fwbook.experiments.attention_runs.attention_config`.
 
 # %% tags=["hide-input"]
-runs = attention.chapter_runs(profile, seed=seed, device=device)
+runs = attention_runs.chapter_runs(profile, seed=seed, device=device)
 records = {name: record for name, (record, _) in runs.items()}
 model = runs["fast_weights_K4"][1]
 source = ("read from the committed records and weights in `results/attention/`"
@@ -159,7 +161,7 @@ display(Markdown(
        f"{profile!r}-profile model (test error {100 * first['test_error']:.2f}%).")))
 
 # %% tags=["hide-input"]
-explorer.attention_explorer(model, query, num_pairs=first["config"]["num_pairs"])
+attention.attention_explorer(model, query, num_pairs=first["config"]["num_pairs"])
 
 # %% [markdown]
 # ## When does the memory get read?
@@ -168,7 +170,7 @@ explorer.attention_explorer(model, query, num_pairs=first["config"]["num_pairs"]
 # draws on the memory at all; averaged over the test set ({numref}`fig-read-strength`):
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "How much each step reads from the memory: the summed Eq. 4 weight at each position, averaged over the test set.", "name": "fig-read-strength"}, "image": {"alt": "Chart of the summed memory weight at each position of the sequence, averaged over the test sequences."}}
-test = attention.record_test_split(first)
+test = attention_runs.record_test_split(first)
 strength = attention.read_strength(model, test.inputs)  # (T,)
 figure = attention.plot_read_strength({"fast weights, K = 4": strength})
 plt.show()
@@ -265,7 +267,7 @@ plt.show()
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean weight of the query step on each slot for the $K = 8$ model, by asked pair; framed, the asked pair.", "name": "fig-mean-query-weights-k8"}, "image": {"alt": "Heatmap with one row per asked pair (eight) and one column per slot of the longer sequence; framed cells mark the asked pair."}}
 model_k8 = runs["fast_weights_K8"][1]
-test_k8 = attention.record_test_split(records["fast_weights_K8"])
+test_k8 = attention_runs.record_test_split(records["fast_weights_K8"])
 stats_k8 = attention.evaluate_attention(model_k8, test_k8.inputs, test_k8.targets)
 figure = attention.plot_mean_query_weights(stats_k8, "fast weights, K = 8: mean query weights")
 plt.show()

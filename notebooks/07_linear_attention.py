@@ -53,11 +53,11 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from fwbook.chapters import ch06_attention as attention
 from fwbook.chapters import ch07_linear_attention as linear_attention
 from fwbook.core.data import decode
 from fwbook.core.models import build_model
 from fwbook.chapters.plots import use_house_style
+from fwbook.experiments import attention_runs
 
 torch.set_num_threads(1)  # one thread: the book is built on small shared machines
 use_house_style()
@@ -148,14 +148,14 @@ check.style.format("{:.2e}")
 
 # %% tags=["hide-input"]
 if profile == "paper":
-    record, model = attention.load_run("fast_weights_K4", "paper", seed)
+    record, model = attention_runs.load_run("fast_weights_K4", "paper", seed)
     source = "the committed paper-profile model from `results/attention/`"
 else:
-    record, model = attention.train_run("fast_weights_K4", "fast_weights", 4, profile, seed,
-                                        device)
+    record, model = attention_runs.train_run("fast_weights_K4", "fast_weights", 4, profile, seed,
+                                             device)
     model = model.cpu()
     source = f"a model trained here ({profile!r} profile, {record['steps_done']:,} updates)"
-test = attention.record_test_split(record)
+test = attention_runs.record_test_split(record)
 tokens = test.inputs[:256]  # (256, 11)
 result = linear_attention.fast_weights_as_linear_attention(model, tokens)
 read_error = float((result["fast_term"] - result["linear_attention"]).abs().max())

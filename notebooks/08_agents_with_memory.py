@@ -24,8 +24,9 @@
 #
 # This chapter rebuilds that experiment at laptop scale: the game (`fwbook.rl.catch`), three
 # agents that differ only in their recurrent core, and an actor-critic learner
-# (`fwbook.rl.agents`). It ends with the learning curves over several seeds and a plain
-# answer to "do fast-weight agents learn faster here?".
+# (`fwbook.rl.agents`); the figures and tables come from `fwbook.chapters.ch08_agents`. It
+# ends with the learning curves over several seeds and a plain answer to "do fast-weight agents
+# learn faster here?".
 
 # %% tags=["remove-cell"]
 # Colab only: clone this book's repository and install it, so that the chapter finds fwbook,
@@ -55,11 +56,13 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from fwbook.chapters import ch08_agents as chapter
+from fwbook.core.train import resolve_device
 from fwbook.rl import agents
 from fwbook.rl import catch
 
 torch.set_num_threads(1)  # one thread per run: the book is built on small shared machines
-run_device = agents.resolve_device(device)
+run_device = resolve_device(device)
 game = agents.PROFILE_CONFIGS[profile]
 print(f"profile={profile!r}, seed={seed}, device={run_device}, torch {torch.__version__}")
 
@@ -77,7 +80,7 @@ print(f"profile={profile!r}, seed={seed}, device={run_device}, torch {torch.__ve
 # of this profile's game: the top row is what the agent observes, the bottom row the true state.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "One episode of partially observable Catch: what the agent observes (top) and the true state (bottom).", "name": "fig-catch-episode"}, "image": {"alt": "Two rows of frames of a small Catch game, one column per time step: top, what the agent sees, where the falling ball shows only in the first frames and the paddle sits in the bottom row; bottom, the true state, where the ball keeps falling towards the paddle."}}
-fig = catch.plot_episode(game["size"], game["visible_steps"], ball_column=1)
+fig = chapter.plot_episode(game["size"], game["visible_steps"], ball_column=1)
 plt.show()
 
 # %% tags=["hide-input"]
@@ -125,38 +128,13 @@ pd.Series({k: v for k, v in config.to_dict().items() if k != "core"}, name=profi
 #
 # In the `smoke` and `quick` profiles the cell below trains every core on three seeds here and
 # now (small games, small budgets). In the `paper` profile it trains nothing: it reads the
-# records in `results/catch/`, made by `python -m fwbook.rl.agents paper --out results/catch
-# --workers 2`, and checks that each was made with exactly the configuration above.
+# records in `results/catch/`, made by `fwbook catch paper --out results/catch --workers 2`,
+# and checks that each was made with exactly the configuration above.
 
 # %% tags=["hide-input"]
-if profile == "paper":
-    records = agents.load_records(agents.RESULTS_DIR, "paper")
-    commits = sorted({r["commit"][:7] for r in records})
-    source = (f"Read {len(records)} committed run records from `results/catch/`; nothing was "
-              f"trained. Each record names the commit its run started from ({len(commits)} "
-              f"different ones, as other chapters were committed during the runs) and all were "
-              f"checked against this profile's configuration.")
-else:
-    records = agents.run_profile(profile, seeds=(seed, seed + 1, seed + 2), device=device,
-                                 quiet=True)
-    source = f"Trained {len(records)} runs in this notebook ({profile} profile)."
+records, source = chapter.chapter_records(profile, seed, device)
 seeds = sorted({r["seed"] for r in records})
-wall = sum(r["wall_time_s"] for r in records)
-first = records[0]
-
-
-def duration(seconds):
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
-
-
-display(Markdown(
-    f"{source} Cores: {', '.join(agents.CORES)}; seeds {', '.join(map(str, seeds))}. "
-    f"Each run saw {first['curves']['episodes'][-1]:,} training episodes. "
-    f"Together the runs took {duration(wall)} of wall time (sum over runs; "
-    f"{first['device']['type']}, {first['device']['torch_threads']} thread per run, "
-    f"torch {first['versions']['torch']}); the slowest run took "
-    f"{duration(max(r['wall_time_s'] for r in records))}, and from the first start to the last "
-    f"finish {duration(agents.elapsed_span_s(records))} passed."))
+display(Markdown(chapter.runs_paragraph(records, source)))
 
 # %% [markdown]
 # ## Learning curves
@@ -166,43 +144,28 @@ display(Markdown(
 # mean over seeds, bands the range from the worst to the best seed.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Training catch rate against episodes played: lines the mean over seeds, bands from the worst to the best seed.", "name": "fig-catch-learning"}, "image": {"alt": "Line chart of catch rate against episodes played, one line per agent with a shaded band from the worst to the best seed."}}
-ax = agents.plot_learning_curves(records)
+ax = chapter.plot_learning_curves(records)
 plt.show()
 
 # %% [markdown]
-# The table condenses each core's runs (mean ± standard deviation over seeds): the episodes
-# each seed needed before its smoothed training catch rate first reached the threshold (— where
-# it never did), the **mean catch rate over training** (the area under the learning curve
-# divided by its length: higher means it learned earlier), the catch rate of the final greedy
-# policy on fresh games, the lowest smoothed training catch rate of any seed after it had
-# first reached 95% (how steady learning stays), and the wall time per run.
+# The table condenses each core's runs (mean ± sample standard deviation over seeds, ddof = 1,
+# as everywhere in the book): the episodes each seed needed before its smoothed training catch
+# rate first reached the threshold (— where it never did), the **mean catch rate over
+# training** (the area under the learning curve divided by its length: higher means it learned
+# earlier), the catch rate of the final greedy policy on fresh games, the lowest smoothed
+# training catch rate of any seed after it had first reached 95% (how steady learning stays),
+# and the wall time per run.
 
 # %% tags=["hide-input"]
-rows = agents.summarize(records, threshold=0.8, stable=0.95)
-threshold = f"{rows[0]['threshold']:.0%}"
-table = pd.DataFrame({
-    "core": [r["core"] for r in rows],
-    "seeds": [len(r["seeds"]) for r in rows],
-    f"episodes to {threshold}": [
-        "—" if all(e is None for e in r["episodes_to_threshold"]) else
-        ("≥ " if None in r["episodes_to_threshold"] else "")
-        + f"{r['reach_mean']:,.0f} ± {r['reach_std']:,.0f}" for r in rows],
-    f"episodes to {threshold}, per seed": [
-        ", ".join("—" if e is None else f"{e / 1000:.1f}k" for e in r["episodes_to_threshold"])
-        for r in rows],
-    "mean catch rate over training": [f"{r['auc_mean']:.3f} ± {r['auc_std']:.3f}" for r in rows],
-    "final greedy catch rate": [f"{r['final_mean']:.3f} ± {r['final_std']:.3f}" for r in rows],
-    "worst after 95%": ["—" if r["worst_after_stable"] is None else
-                        f"{r['worst_after_stable']:.2f}" for r in rows],
-    "wall time per run (s)": [f"{r['wall_time_s_mean']:.1f}" for r in rows],
-}).set_index("core")
+rows = chapter.summarize_by_core(records, threshold=0.8, stable=0.95)
+table = chapter.summary_table(rows)
 table
 
 # %% [markdown]
 # ## Do fast-weight agents learn faster here?
 
 # %% tags=["hide-input"]
-verdict = agents.learning_speed_verdict(rows)
+verdict = chapter.learning_speed_verdict(rows)
 scale = ("These are the committed paper-profile runs."
          if profile == "paper" else
          f"This is the {profile!r} profile: a small game and budget, so read it as a check that "
@@ -256,14 +219,14 @@ display(Markdown(f"**{verdict}** {scale}\n\n{cost}"))
 #   {cite}`ba2016fastweights` is evidence about this small setting only.
 
 # %% tags=["hide-input"]
-best_final = max(rows, key=lambda r: r["final_mean"])
+best_final = max(rows, key=lambda r: r["final"]["mean"])
 display(Markdown(
     f"In one line, for the {profile!r} profile ({len(seeds)} seeds per core): "
     f"*{verdict.split('. ')[0].rstrip('.')}.* Every core ended with a greedy catch rate of at "
-    f"least {min(r['final_mean'] for r in rows):.2f} (mean over seeds), so the differences are "
+    f"least {min(r['final']['mean'] for r in rows):.2f} (mean over seeds), so the differences are "
     f"in how soon they learn, not in what they can learn."
-    if min(r["final_mean"] for r in rows) >= 0.9 else
+    if min(r["final"]["mean"] for r in rows) >= 0.9 else
     f"In one line, for the {profile!r} profile ({len(seeds)} seeds per core): "
     f"*{verdict.split('. ')[0].rstrip('.')}.* Not every core had learned the game by the end of "
-    f"its budget (best final greedy catch rate {best_final['final_mean']:.2f}, "
+    f"its budget (best final greedy catch rate {best_final['final']['mean']:.2f}, "
     f"{best_final['core']})."))

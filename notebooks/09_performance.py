@@ -252,11 +252,11 @@ if sweep is not None:
 # bound for a machine that does nothing else.
 
 # %% tags=["hide-input"]
-from fwbook.chapters import ch05_results as results
 from fwbook.core.records import REPO_ROOT
+from fwbook.experiments import table1
 
-timing_runs = results.load_table1(REPO_ROOT / "results" / "bench" / "grid")
-grid = results.grid_time(results.load_table1() + timing_runs)
+timing_runs = table1.load_table1(REPO_ROOT / "results" / "bench" / "grid")
+grid = table1.grid_time(table1.load_table1() + timing_runs)
 for (model, hidden), cell in grid["cells"].items():
     print(f"{model:<13} R={hidden:<4} median {cell['median_wall_s'] / 60:5.1f} min "
           f"over {cell['runs']} run(s), step: {', '.join(cell['steps'])}")

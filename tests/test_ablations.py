@@ -1,4 +1,5 @@
-"""The chapter-04 ablation grid: names, cells, budgets, the η = 0 identity, figures, prose."""
+"""The chapter-04 ablation grid (names, cells, budgets, the η = 0 identity, seed statistics) and
+its figures, table and prose (fwbook.chapters.ch04_tricks)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from fwbook.experiments import ablations
+from fwbook.chapters import ch04_tricks as tricks  # noqa: E402
+from fwbook.experiments import ablations  # noqa: E402
 from fwbook.core.data import PAPER_NUM_PAIRS, associative_retrieval, value_only_error  # noqa: E402
 from fwbook.experiments.grids import PROFILES  # noqa: E402
 from fwbook.core.models import build_model  # noqa: E402
@@ -76,13 +78,13 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="field must be one of test_error, final_val_error"):
         ablations.cell_stats({}, "baseline", field="test_loss")
     with pytest.raises(ValueError, match="unknown ablation group 'momentum'"):
-        ablations.group_summary({}, "momentum")
+        tricks.group_summary({}, "momentum")
     with pytest.raises(ValueError, match=r"unknown ablation group\(s\) \['momentum'\]"):
-        ablations.plot_ablation_curves({}, groups=("momentum",))
+        tricks.plot_ablation_curves({}, groups=("momentum",))
     with pytest.raises(ValueError, match="seed must be a non-negative integer, got -2"):
         ablations.profile_seeds("smoke", -2)
     with pytest.raises(ValueError, match="seeds must name at least one seed"):
-        ablations.coverage_summary({}, ())
+        tricks.coverage_summary({}, ())
     with pytest.raises(ValueError, match="num_pairs must be a positive integer, got 0"):
         value_only_error(num_pairs=0)
     with pytest.raises(ValueError, match="too many to enumerate"):
@@ -110,26 +112,26 @@ def smoke_records(tmp_path_factory):
 
 def test_figures_and_sentences_from_records(smoke_records):
     records, _ = smoke_records
-    for fig in (ablations.plot_ablation_curves(records),
-                ablations.plot_ablation_curves(records, groups=("fast_lr",), log=False),
-                ablations.plot_ablation_bars(records), ablations.plot_grad_norms(records)):
+    for fig in (tricks.plot_ablation_curves(records),
+                tricks.plot_ablation_curves(records, groups=("fast_lr",), log=False),
+                tricks.plot_ablation_bars(records), tricks.plot_grad_norms(records)):
         assert isinstance(fig, Figure)
-    table = ablations.ablation_table(records)
+    table = tricks.ablation_table(records)
     assert len(table) == len(ablations.ABLATION_CELLS)  # one row per cell, run or not
     ran = table[table["n"] > 0]
     assert list(ran["setting"]) == ["baseline", "η = 0 (memory off)", "no clipping"]
     assert set(ran["seeds"]) == {"0"} and ran["sd"].isna().all()  # one seed: no sd
     assert (table[table["n"] == 0]["status"] == "not run").all()
-    text = ablations.group_summary(records, "fast_lr")
+    text = tricks.group_summary(records, "fast_lr")
     assert "η = 0 (memory off)" in text and "not run" in text  # η = 0.1, 1.0 not run here
     assert "n = 1, seed 0" in text and "one seed per cell" in text
-    verdict = ablations.eta_zero_verdict(records)
+    verdict = tricks.eta_zero_verdict(records)
     base = records["ablation_baseline_seed0"]["test_error"]
     assert f"{base:.2%}" in verdict
     assert "needs a finished baseline run and a finished η = 0 run" in (
-        ablations.eta_zero_verdict({}))
-    assert "S = 2 and S = 3" in ablations.stall_summary(records)  # none run: says so
-    assert "seed 0" in ablations.clipping_summary(records)
+        tricks.eta_zero_verdict({}))
+    assert "S = 2 and S = 3" in tricks.stall_summary(records)  # none run: says so
+    assert "seed 0" in tricks.clipping_summary(records)
 
 
 def test_load_ablation_records_matches_config_exactly(smoke_records, tmp_path):
@@ -149,10 +151,10 @@ def test_verdict_follows_the_numbers():
     def fake(error):
         return {"test_error": error, "status": "completed", "curves": {}}
 
-    strong = ablations.eta_zero_verdict({"ablation_baseline_seed0": fake(0.01),
+    strong = tricks.eta_zero_verdict({"ablation_baseline_seed0": fake(0.01),
                                          "ablation_fast_lr_0_seed0": fake(0.10)})
     assert "10.0" in strong and "memory's contribution" in strong
-    none = ablations.eta_zero_verdict({"ablation_baseline_seed0": fake(0.05),
+    none = tricks.eta_zero_verdict({"ablation_baseline_seed0": fake(0.05),
                                        "ablation_fast_lr_0_seed0": fake(0.04)})
     assert "does not hurt" in none
 
@@ -182,9 +184,9 @@ def test_verdict_on_depth():
 
     records = {"ablation_baseline_seed0": fake(0.03), "ablation_fast_lr_0_seed0": fake(0.6),
                "ablation_inner_steps_2_seed0": fake(0.6), "ablation_inner_steps_3_seed0": fake(0.1)}
-    assert "did not help" in ablations.eta_zero_verdict(records)
+    assert "did not help" in tricks.eta_zero_verdict(records)
     records.update(ablation_inner_steps_2_seed0=fake(0.01), ablation_inner_steps_3_seed0=fake(0.01))
-    assert "did lower" in ablations.eta_zero_verdict(records)
+    assert "did lower" in tricks.eta_zero_verdict(records)
 
 
 # ---------------------------------------------------------------- several seeds per cell
@@ -224,13 +226,13 @@ def test_stats_over_seeds():
     assert stats["n"] == 3 and stats["seeds"] == [0, 1, 2]
     assert stats["mean"] == pytest.approx(0.04) and stats["std"] == pytest.approx(0.01)  # ddof 1
     assert (stats["min"], stats["max"]) == (0.03, 0.05) and stats["failed"] == {}
-    assert ablations.cell_error(records, "baseline") == pytest.approx(0.04)
-    assert ablations.cell_error(records, "baseline", "final_val_error") == pytest.approx(0.02)
-    assert ablations.stats_text(stats) == (
+    validation = ablations.cell_stats(records, "baseline", "final_val_error")
+    assert validation["mean"] == pytest.approx(0.02)
+    assert tricks.stats_text(stats) == (
         "4.00% ± 1.00% (n = 3; seeds 0, 1, 2: 3.00%, 4.00%, 5.00%)")
     one = ablations.cell_stats(cell("baseline", [0.03]), "baseline")
-    assert one["std"] is None and ablations.stats_text(one) == "3.00% (n = 1, seed 0)"
-    row = ablations.ablation_table(records).iloc[0]
+    assert one["std"] is None and tricks.stats_text(one) == "3.00% (n = 1, seed 0)"
+    row = tricks.ablation_table(records).iloc[0]
     assert (row["setting"], row["n"], row["seeds"]) == ("baseline", 3, "0, 1, 2")
     assert (row["test error % mean"], row["sd"], row["min"], row["max"]) == (4.0, 1.0, 3.0, 5.0)
     assert row["per seed"] == "0: 3.00, 1: 4.00, 2: 5.00" and row["status"] == "completed"
@@ -243,19 +245,19 @@ def test_missing_seeds_are_shown_with_the_seeds_they_have():
     coverage = ablations.seed_coverage(records, (0, 1, 2))
     assert coverage["baseline"] == [0, 2] and coverage["decay_0.5"] == [0]
     assert coverage["decay_1.0"] == []
-    text = ablations.coverage_summary(records, (0, 1, 2))
+    text = tricks.coverage_summary(records, (0, 1, 2))
     assert "0 of 14 cells have all of them" in text
     assert "baseline (n = 2: seeds 0, 2)" in text and "λ = 0.5 (n = 1: seed 0)" in text
     assert "not run: LN off" in text
-    summary = ablations.group_summary(records, "decay")
+    summary = tricks.group_summary(records, "decay")
     assert "n = 2; seeds 0, 2: 3.00%, 5.00%" in summary
     assert "λ = 1.0: not run" in summary
     assert "only one seed of λ = 0.5" in summary  # ratio rule, and it says so
-    table = ablations.ablation_table(records).set_index("setting")
+    table = tricks.ablation_table(records).set_index("setting")
     assert table.loc["λ = 1.0", "n"] == 0 and table.loc["λ = 1.0", "status"] == "not run"
     assert table.loc["baseline", "seeds"] == "0, 2"
     full = {**cell("baseline", [0.03, 0.04, 0.05])}
-    assert "1 of 14 cells have all of them" in ablations.coverage_summary(full, (0, 1, 2))
+    assert "1 of 14 cells have all of them" in tricks.coverage_summary(full, (0, 1, 2))
 
 
 def test_a_diverged_seed_is_named_not_averaged():
@@ -266,25 +268,25 @@ def test_a_diverged_seed_is_named_not_averaged():
     assert stats["n"] == 2 and stats["seeds"] == [0, 1, 2]
     assert stats["mean"] == pytest.approx(0.61)
     assert stats["failed"] == {2: "diverged at update 23"}
-    assert ablations.stats_text(stats).endswith(
+    assert tricks.stats_text(stats).endswith(
         "; seed 2 diverged at update 23, not averaged in)")
     assert ablations.cell_status(records, "layer_norm_off") == (
         "completed (seeds 0, 1); diverged at update 23 (seed 2)")
     assert ablations.cell_status(records, "baseline") == "completed"
     assert ablations.cell_status(records, "decay_0.5") is None
-    verdict = ablations.layer_norm_verdict(records)
+    verdict = tricks.layer_norm_verdict(records)
     assert "seed 2 diverged at update 23, seed 0 finished at 60.00%" in verdict
     assert "diverged or ended far above the baseline" in verdict
     assert "blow up or do not learn" in verdict
     only_diverged = {**cell("baseline", [0.03]),
                      "ablation_layer_norm_off_seed0": fake(None, **DIVERGED)}
     stats = ablations.cell_stats(only_diverged, "layer_norm_off")
-    assert ablations.stats_text(stats) == "diverged at update 23 (seed 0)"
+    assert tricks.stats_text(stats) == "diverged at update 23 (seed 0)"
     assert "Every seed without layer norm diverged: " in (
-        ablations.layer_norm_verdict(only_diverged))
-    row = ablations.ablation_table(records).set_index("setting").loc["LN off"]
+        tricks.layer_norm_verdict(only_diverged))
+    row = tricks.ablation_table(records).set_index("setting").loc["LN off"]
     assert row["n"] == 2 and row["seeds"] == "0, 1, 2" and "diverged" in row["status"]
-    fig = ablations.plot_ablation_bars(records)
+    fig = tricks.plot_ablation_bars(records)
     labels = [label.get_text() for label in fig.axes[0].get_yticklabels()]
     assert "LN off (n = 2, seed 2 diverged)" in labels and "baseline (n = 3)" in labels
 
@@ -294,7 +296,7 @@ def test_overlap_wording():
     close = {**base, **cell("clipping_off", [0.045, 0.06, 0.07])}
     comparison = ablations.compare_cells(close, "clipping_off")
     assert comparison["kind"] == "overlap" and comparison["rule"] == "ranges"
-    text = ablations.group_summary(close, "clipping")
+    text = tricks.group_summary(close, "clipping")
     assert ("but the seed ranges overlap (4.50%–7.00% against 3.00%–5.00%, n = 3 and 3): "
             "not told apart") in text
     assert ("Lowest mean in this group: clip at 5 (baseline), not told apart from "
@@ -302,19 +304,19 @@ def test_overlap_wording():
     apart = {**base, **cell("clipping_off", [0.10, 0.12, 0.11])}
     comparison = ablations.compare_cells(apart, "clipping_off")
     assert comparison["kind"] == "higher" and comparison["ratio"] == pytest.approx(2.75)
-    text = ablations.group_summary(apart, "clipping")
+    text = tricks.group_summary(apart, "clipping")
     assert ("2.8× the baseline's mean, higher on every seed (10.00%–12.00% against "
             "3.00%–5.00%)") in text
     assert "below every other setting on every seed" in text
     below = {**base, **cell("lr_3e-4", [0.01, 0.02])}
     assert ablations.compare_cells(below, "lr_3e-4")["kind"] == "lower"
-    assert "Lowest in this group: lr = 3e-4" in ablations.group_summary(below, "lr")
+    assert "Lowest in this group: lr = 3e-4" in tricks.group_summary(below, "lr")
 
 
 def test_single_seed_wording():
     records = {**cell("baseline", [0.030]), **cell("decay_1.0", [0.033]),
                **cell("decay_0.5", [0.6])}
-    text = ablations.group_summary(records, "decay")
+    text = tricks.group_summary(records, "decay")
     assert ("λ = 1.0: 3.30% (n = 1, seed 0), 1.1× the baseline's error, a tie by the 1.25× "
             "rule, one seed per cell") in text
     assert ("λ = 0.5: 60.00% (n = 1, seed 0), 20.0× the baseline's error, one seed per "
@@ -329,19 +331,19 @@ def test_single_seed_wording():
 
 def test_verdict_over_seeds():
     base = cell("baseline", [0.03, 0.04, 0.05])
-    strong = ablations.eta_zero_verdict({**base, **cell("fast_lr_0", [0.60, 0.66, 0.63])})
+    strong = tricks.eta_zero_verdict({**base, **cell("fast_lr_0", [0.60, 0.66, 0.63])})
     assert "Every η = 0 seed ends above every η = 0.5 seed (60.00%–66.00% against " in strong
     assert "multiplies the mean error by 15.8" in strong and "memory's contribution" in strong
-    unclear = ablations.eta_zero_verdict({**base, **cell("fast_lr_0", [0.045, 0.06])})
+    unclear = tricks.eta_zero_verdict({**base, **cell("fast_lr_0", [0.045, 0.06])})
     assert "cannot be told apart" in unclear and "memory's contribution" not in unclear
     depth = {**base, **cell("fast_lr_0", [0.6, 0.6]), **cell("inner_steps_2", [0.6, 0.61]),
              **cell("inner_steps_3", [0.02, 0.06])}
-    text = ablations.eta_zero_verdict(depth)
+    text = tricks.eta_zero_verdict(depth)
     assert "not all on one side of S = 1" in text and "S = 3: " in text
     ties = {**depth, **cell("inner_steps_2", [0.05, 0.06]), **cell("inner_steps_3", [0.04, 0.045])}
-    assert "No deeper model is told apart from S = 1" in ablations.eta_zero_verdict(ties)
+    assert "No deeper model is told apart from S = 1" in tricks.eta_zero_verdict(ties)
     depth.update(cell("inner_steps_3", [0.6, 0.62]))
-    assert "higher error than S = 1, on every seed" in ablations.eta_zero_verdict(depth)
+    assert "higher error than S = 1, on every seed" in tricks.eta_zero_verdict(depth)
 
 
 def test_value_only_error():
@@ -369,27 +371,27 @@ def test_stall_over_seeds():
     assert set(stalled) == {"ablation_inner_steps_2_seed0", "ablation_inner_steps_2_seed1",
                             "ablation_inner_steps_3_seed0", "ablation_decay_0.5_seed0"}
     assert stalled["ablation_decay_0.5_seed0"]["from_step"] == 2000
-    text = ablations.stall_summary(records)
+    text = tricks.stall_summary(records)
     assert "S = 2: 2 of 2" in text and "S = 3: 1 of 2" in text
     assert "The stall does not hold for every seed: S = 3 seed 1 left that level" in text
     assert "Other runs of the grid at the same level: λ = 0.5 (seed 0)" in text
     assert f"{level:.2%} is the error of a reader that ignores the query" in text
     del records["ablation_inner_steps_3_seed1"]
     assert "All 3 finished runs of S = 2 and S = 3 stall there" in (
-        ablations.stall_summary(records))
+        tricks.stall_summary(records))
 
 
 def test_clipping_summary_over_seeds():
     records = {"ablation_baseline_seed0": fake(0.03, curve=[0.5] * 4, grad=[6, 6, 1, 1]),
                "ablation_baseline_seed1": fake(0.03, curve=[0.5] * 4, grad=[6, 1, 1, 1])}
-    text = ablations.clipping_summary(records)
+    text = tricks.clipping_summary(records)
     assert ("seed 0: 2 of 4 intervals (the last ending at update 1,000 of 2,000); "
             "seed 1: 1 of 4 intervals (the last ending at update 500 of 2,000)") in text
     assert "first half of training" in text
     calm = {"ablation_baseline_seed0": fake(0.03, curve=[0.5] * 2, grad=[1, 1])}
-    assert ablations.clipping_summary(calm) == (
+    assert tricks.clipping_summary(calm) == (
         "In the baseline (seed 0) the interval-mean gradient norm never exceeds the threshold (5).")
-    assert "No run of no clipping" in ablations.clipping_summary(calm, "clipping_off")
+    assert "No run of no clipping" in tricks.clipping_summary(calm, "clipping_off")
 
 
 def test_figures_over_seeds():
@@ -397,17 +399,17 @@ def test_figures_over_seeds():
     records = {**cell("baseline", [0.03, 0.04, 0.05], curve=curve),
                **cell("layer_norm_off", [0.6], curve=[0.6] * 4),
                "ablation_layer_norm_off_seed1": fake(None, **DIVERGED)}
-    curves = ablations.plot_ablation_curves(records, groups=("layer_norm",), ncols=1)
+    curves = tricks.plot_ablation_curves(records, groups=("layer_norm",), ncols=1)
     ax = curves.axes[0]
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
     assert "LN on (baseline) (n = 3)" in labels and "LN off (n = 1)" in labels
     assert "LN off, seed 1: diverged at update 23" in labels
     widths = sorted({line.get_linewidth() for line in ax.get_lines()})
     assert widths[0] < 1 < widths[-1]  # thin lines for seeds, a thick one for the mean
-    bars = ablations.plot_ablation_bars(records)
+    bars = tricks.plot_ablation_bars(records)
     dots = [line for line in bars.axes[0].get_lines() if line.get_marker() == "o"]
     assert sum(len(line.get_xdata()) for line in dots) == 4  # every finished seed a dot
-    assert isinstance(ablations.plot_grad_norms(records), Figure)
+    assert isinstance(tricks.plot_grad_norms(records), Figure)
 
 
 def test_load_several_seeds(smoke_records, tmp_path):
@@ -421,3 +423,14 @@ def test_load_several_seeds(smoke_records, tmp_path):
     found = ablations.load_ablation_records("smoke", tmp_path, seeds=(0, 1, 2))
     assert list(found) == ["ablation_baseline_seed0", "ablation_baseline_seed2"]
     assert ablations.seed_coverage(found, (0, 1, 2))["baseline"] == [0, 2]
+
+
+def test_building_a_grid_imports_no_plotting_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, fwbook.experiments.ablations, fwbook.experiments.attention_runs\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'seaborn'}))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert shown == "[]"

@@ -1,12 +1,20 @@
-"""Actor-critic Catch agents: each core trains in the smoke profile and writes a valid record."""
+"""Actor-critic Catch agents: each core trains in the smoke profile and writes a valid record;
+the committed records load; ``fwbook catch`` runs through the real command line."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from fwbook.rl.agents import (CORES, AgentConfig, CatchAgent, config_hash, discounted_returns,
-                           load_records, plot_learning_curves, profile_config, summarize, train)
+from fwbook.chapters.ch08_agents import (elapsed_span_s, learning_speed_verdict,
+                                         plot_learning_curves, summarize_by_core)
+from fwbook.core.records import config_hash, read_record
+from fwbook.experiments.stats import summarize
+from fwbook.rl.agents import (CORES, RESULTS_DIR, AgentConfig, CatchAgent, discounted_returns,
+                              load_records, profile_config, run_profile, train)
 from fwbook.rl.catch import VectorCatch
 
 
@@ -22,15 +30,17 @@ def smoke_records(tmp_path_factory):
 def test_smoke_run_writes_valid_record(smoke_records):
     out, records = smoke_records
     for record in records:
-        saved = json.loads(open(record["path"]).read())
-        assert saved["config_hash"] == config_hash(profile_config("smoke", saved["config"]["core"]))
+        saved = read_record(out / f"{record['name']}.json")
+        config = profile_config("smoke", saved["config"]["core"])
+        assert saved["config_hash"] == config_hash(config.to_dict())
+        assert saved["name"] == f"smoke_{config.core}_seed{saved['seed']}"
         curves = saved["curves"]
         assert len(curves["episodes"]) == len(curves["catch_rate"]) == 3  # 12 updates / 4
         assert curves["episodes"][-1] == 12 * 8
         assert all(0.0 <= c <= 1.0 for c in curves["catch_rate"])
         assert 0.0 <= saved["final_greedy_catch_rate"] <= 1.0
-        assert saved["wall_time_s"] > 0 and saved["device"]["type"] == "cpu"
-        assert saved["versions"]["torch"] == torch.__version__
+        assert saved["wall_s"] > 0 and saved["device"]["type"] == "cpu"
+        assert saved["versions"]["torch"] == torch.__version__ and saved["commit"]
     assert len(load_records(out, "smoke", seeds=(0, 1))) == 6
 
 
@@ -43,11 +53,14 @@ def test_training_is_deterministic_on_cpu(smoke_records):
 
 def test_summary_and_figure(smoke_records):
     _, records = smoke_records
-    rows = summarize(records)
+    rows = summarize_by_core(records)
     assert [row["core"] for row in rows] == list(CORES)
     assert all(len(row["episodes_to_threshold"]) == 2 for row in rows)
     # nobody reaches 80% in 96 smoke episodes: each seed counts as the whole budget
-    assert all(row["reach_mean"] == 96 and row["reach_std"] == 0 for row in rows)
+    assert all(row["reach"]["mean"] == 96 and row["reach"]["std"] == 0 for row in rows)
+    for row in rows:  # the spread over seeds is the sample standard deviation (ddof = 1)
+        finals = [r["final_greedy_catch_rate"] for r in records if r["config"]["core"] == row["core"]]
+        assert row["final"]["std"] == pytest.approx(abs(finals[0] - finals[1]) / 2 ** 0.5)
     ax = plot_learning_curves(records)
     assert len(ax.get_lines()) >= 3
     import matplotlib.pyplot as plt
@@ -89,11 +102,10 @@ def test_bad_config_rejected():
 
 
 def test_verdict_follows_the_numbers():
-    from fwbook.rl.agents import learning_speed_verdict
-
     def row(core, auc, reach, std=0.01, reach_std=100.0):
-        return {"core": core, "auc_mean": auc, "auc_std": std, "reach_mean": reach,
-                "reach_std": reach_std, "threshold": 0.8, "episodes_to_threshold": [reach]}
+        return {"core": core, "auc": dict(summarize([]), mean=auc, std=std),
+                "reach": dict(summarize([]), mean=reach, std=reach_std), "threshold": 0.8,
+                "episodes_to_threshold": [reach]}
     clear = learning_speed_verdict([row("fast_weights", 0.8, 1000), row("irnn", 0.5, 3000),
                                     row("lstm", 0.6, 2000)])
     assert clear.startswith("Yes.") and "LSTM, the quicker control (clear)" in clear
@@ -111,9 +123,54 @@ def test_verdict_follows_the_numbers():
     never = [dict(row(core, 0.2, 96), episodes_to_threshold=[None]) for core in CORES]
     text = learning_speed_verdict(never)
     assert text.startswith("No.") and "No run reached" in text
+    one_seed = learning_speed_verdict([row("fast_weights", 0.8, 1000, None, None),
+                                       row("irnn", 0.5, 3000, None, None),
+                                       row("lstm", 0.6, 2000, None, None)])
+    assert one_seed.startswith("Not clearly")  # no spread over seeds: no margin is clear
 
 
 def test_elapsed_span(smoke_records):
-    from fwbook.rl.agents import elapsed_span_s
     _, records = smoke_records
-    assert elapsed_span_s(records) >= max(r["wall_time_s"] for r in records) - 1.0
+    assert elapsed_span_s(records) >= max(r["wall_s"] for r in records) - 1.0
+
+
+def test_committed_records_load_with_their_config_hash():
+    paths = sorted(RESULTS_DIR.glob("*.json"))
+    assert paths, f"no Catch records in {RESULTS_DIR}"
+    for path in paths:
+        record = read_record(path)
+        config = AgentConfig(**record["config"])
+        assert record["config_hash"] == config_hash(config.to_dict()), path
+        assert record["name"] == path.stem and record["wall_s"] > 0, path
+    assert len(load_records(RESULTS_DIR, "paper")) == len(CORES) * 10
+
+
+def test_run_profile_reuses_a_finished_record(tmp_path):
+    first = run_profile("smoke", cores=("irnn",), seeds=(3,), out=tmp_path, quiet=True)
+    again = run_profile("smoke", cores=("irnn",), seeds=(3,), out=tmp_path, quiet=True)
+    assert again[0]["finished_at"] == first[0]["finished_at"]  # read back, not retrained
+    assert again[0]["curves"] == first[0]["curves"]
+
+
+def _fwbook(*args):
+    return subprocess.run([sys.executable, "-m", "fwbook", *args], capture_output=True,
+                          text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_catch_command_trains_then_skips(tmp_path):
+    out = tmp_path / "catch"
+    result = _fwbook("catch", "smoke", "--out", str(out), "--cores", "lstm", "fast_weights",
+                     "--seeds", "0")
+    assert result.returncode == 0, result.stderr
+    assert "fast_weights seed 0: greedy catch rate" in result.stdout
+    records = load_records(out, "smoke", cores=("lstm", "fast_weights"), seeds=(0,))
+    assert [r["config"]["core"] for r in records] == ["lstm", "fast_weights"]
+    again = _fwbook("catch", "smoke", "--out", str(out), "--cores", "lstm", "--seeds", "0")
+    assert again.returncode == 0 and "already recorded" in again.stdout, again.stderr
+    assert read_record(out / "smoke_lstm_seed0.json") == records[0]
+
+
+def test_catch_command_rejects_bad_values(tmp_path):
+    result = _fwbook("catch", "smoke", "--seeds", "-1", "--out", str(tmp_path))
+    assert result.returncode == 2 and "--seeds" in result.stderr
+    assert result.stderr.count("\n") == 1 and not list(tmp_path.iterdir())

@@ -1,5 +1,8 @@
 """What the fast memory attends to: slot roles, statistics on hand-built weights, figures."""
 
+import subprocess
+import sys
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,6 +14,7 @@ import torch  # noqa: E402
 from fwbook.chapters import ch06_attention as attention  # noqa: E402
 from fwbook.core.data import encode, make_splits  # noqa: E402
 from fwbook.core.models import ModelConfig, build_model  # noqa: E402
+from fwbook.experiments import attention_runs  # noqa: E402
 
 torch.set_num_threads(1)  # tiny tensors: extra threads only contend on a shared machine
 
@@ -110,25 +114,35 @@ def test_sequence_figure_validates_the_query():
         attention.plot_sequence_attention(model, "c9k8j3f1")
 
 
-def test_train_and_load_a_run(tmp_path):
-    record, model = attention.train_run("fast_weights_K4", "fast_weights", 4, "smoke",
-                                        device="cpu", directory=tmp_path)
+def _fwbook(*args, timeout=300):
+    """The real command line, in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "fwbook", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_fwbook_attention_trains_a_run_the_chapter_can_load(tmp_path):
+    done = _fwbook("attention", "smoke", "--out", str(tmp_path), "--only", "fast_weights_K4",
+                   "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert "fast_weights_K4: status completed" in done.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "smoke_fast_weights_K4_seed0.json", "smoke_fast_weights_K4_seed0.pt"]  # no checkpoint left
+    record, model = attention_runs.load_run("fast_weights_K4", "smoke", 0, tmp_path)
     assert record["status"] == "completed" and record["run_name"] == "fast_weights_K4"
-    loaded_record, loaded = attention.load_run("fast_weights_K4", "smoke", 0, tmp_path)
-    tokens = make_splits(0, 4, 10, 10, 4).test.inputs
+    # the weights file holds the model the record measured: the same test error, recomputed
+    test = attention_runs.record_test_split(record)
     with torch.no_grad():
-        assert torch.equal(loaded(tokens), model.cpu()(tokens))
-    assert loaded_record["test_error"] == record["test_error"]
-    assert not list(tmp_path.glob("*.ckpt"))  # the checkpoint is gone once the run is done
-    with pytest.raises(FileNotFoundError, match="python -m fwbook.chapters.ch06_attention"):
-        attention.load_run("fast_weights_K8", "smoke", 0, tmp_path)
+        error = (model(test.inputs).argmax(1) != test.targets).double().mean()
+    assert float(error) == pytest.approx(record["test_error"], abs=1e-12)
+    with pytest.raises(FileNotFoundError, match="fwbook attention smoke"):
+        attention_runs.load_run("fast_weights_K8", "smoke", 0, tmp_path)
 
 
-def test_cli_refuses_an_unknown_run(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        attention.main(["smoke", "--only", "nope"])
-    assert exit_info.value.code == 2
-    assert "--only must be one of" in capsys.readouterr().err
+def test_fwbook_attention_refuses_an_unknown_run(tmp_path):
+    done = _fwbook("attention", "smoke", "--out", str(tmp_path), "--only", "nope")
+    assert done.returncode == 2
+    assert "--only" in done.stderr and "fast_weights_K4" in done.stderr
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
 def test_read_strength_sums_each_step_row():

@@ -5,7 +5,8 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from fwbook.rl.catch import CatchEnv, VectorCatch, play_episode_frames, plot_episode
+from fwbook.chapters.ch08_agents import plot_episode
+from fwbook.rl.catch import CatchEnv, VectorCatch, play_episode_frames
 
 LEFT, STAY, RIGHT = 0, 1, 2
 
@@ -81,10 +82,15 @@ def test_bad_action_names_allowed_actions(action):
 
 
 def test_numpy_and_tensor_actions_accepted():
-    env = CatchEnv()
-    env.reset(seed=0)
-    env.step(np.int64(0))
-    env.step(torch.tensor(2))
+    env = CatchEnv(size=6, visible_steps=2)
+    _, info = env.reset(seed=0)
+    start = info["paddle_column"]
+    _, _, _, _, info = env.step(np.int64(LEFT))
+    assert info["paddle_column"] == start - 1  # a numpy integer acts as the same int
+    _, _, _, _, info = env.step(torch.tensor(RIGHT))
+    assert info["paddle_column"] == start  # so does a 0-d integer tensor
+    _, _, _, _, info = env.step(np.array(RIGHT))
+    assert info["paddle_column"] == start + 1 and info["frame"] == 3
 
 
 @pytest.mark.parametrize("size, visible", [(2, 1), (10, 11), (10, -1), (3.0, 1), (10, 1.5)])

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ def fwbook(*args, timeout=300):
                           text=True, timeout=timeout, env=env)
 
 
-SUBCOMMANDS = ["train", "bench", "sweep", "book"]
+SUBCOMMANDS = ["train", "bench", "sweep", "book", "catch", "attention"]
 
 
 @pytest.mark.parametrize("command", [[]] + [[name] for name in SUBCOMMANDS])
@@ -27,7 +28,8 @@ def test_help(command):
     assert result.returncode == 0
     assert result.stdout.startswith(f"usage: {' '.join(['fwbook', *command])} [-h]")
     if not command:  # every subcommand is listed
-        assert all(f"\n    {name} " in result.stdout for name in SUBCOMMANDS), result.stdout
+        listed = re.findall(r"^    (\w+)\s", result.stdout, re.M)
+        assert listed == SUBCOMMANDS, result.stdout
 
 
 def test_an_unknown_command_is_one_line_naming_every_command():

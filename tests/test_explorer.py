@@ -24,6 +24,7 @@ from fwbook.chapters import ch06_attention as attention
 from fwbook.chapters import explorer
 from fwbook.chapters import widgets
 from fwbook.core.data import decode, encode
+from fwbook.experiments import attention_runs
 
 PAGE = """<!DOCTYPE html>
 <html data-content_root="./"><head><meta charset="utf-8"><title>explorer check</title></head>
@@ -140,7 +141,7 @@ def test_only_fast_weights_models_are_exported():
 
 def test_browser_equals_pytorch_on_200_test_sequences(browser, site, trained):
     record, model = trained
-    test = attention.record_test_split(record)
+    test = attention_runs.record_test_split(record)
     tokens = test.inputs[:SEQUENCES]
     texts = decode(tokens)
     weights, logits = attention.query_weights(model, tokens)  # (N, T-1), (N, V)
@@ -282,7 +283,7 @@ def test_fast_weights_explorer_equals_pytorch(browser, site, trained):
 
 def test_live_attention_explorer_and_its_book_fallback(trained):
     _, model = trained
-    live = explorer.attention_explorer(model, "c9k8j3f1??c")
+    live = attention.attention_explorer(model, "c9k8j3f1??c")
     expected, probability, _ = _torch_answer(model, "c9k8j3f1??c")
     assert f"answers {expected} with probability {100 * probability:.1f}%" in live.answer.value
     live.text_box.value = "c9k8j3f1??x"

@@ -4,6 +4,7 @@ committed record keeps its config_hash."""
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from fwbook.experiments import fair
+from fwbook.experiments.stats import summarize
 from fwbook.core import train as train_module
 from fwbook.experiments.grids import retrieval_config, table1_configs
 from fwbook.core.models import MODEL_NAMES, ModelConfig, build_model
@@ -230,32 +232,103 @@ def test_run_fair_trains_the_selection_then_the_chosen_seeds(finished_cells):
 
 
 def test_chapter_tables_come_from_the_records(finished_cells):
+    from fwbook.chapters import ch05_fair
+
     directory, _ = finished_cells
     cells = fair.fair_cells(directory)
     irnn = next(c for c in cells if (c["model"], c["hidden"]) == ("irnn", 20))
     assert irnn["n"] == 3 and [run["seed"] for run in irnn["runs"]] == [0, 1, 2]
+    assert irnn["state"] == "finished"
     assert irnn["mean"] == pytest.approx(sum(r["test_error"] for r in irnn["runs"]) / 3)
-    today = {("irnn", 20): {"mean": 54.57, "std": 7.68, "n": 3}}
-    table = fair.comparison_markdown(cells, today)
+    errors = [r["test_error"] for r in irnn["runs"]]
+    assert irnn["std"] == pytest.approx(statistics.stdev(errors))  # ddof = 1
+    today = {("irnn", 20): {"mean": 54.57, "std": 7.68, "n": 3},
+             ("lstm", 20): {"mean": 15.0, "std": None, "n": 1}}
+    table = ch05_fair.comparison_markdown(cells, today)
     row = next(line for line in table.splitlines() if line.startswith("| IRNN | 20 |"))
     assert f"{100 * irnn['mean']:.2f}" in row and "(n=3)" in row and "54.57 ± 7.68 (n=3)" in row
     assert f"{fair.lr_label(irnn['chosen']['lr'])} (" in row
     lstm = next(line for line in table.splitlines() if line.startswith("| LSTM | 20 |"))
     assert "not run yet" in lstm and "selecting (0 of 3 learning rates run)" in lstm
-    assert "**chosen**" in fair.selection_markdown(cells)
-    verdict = fair.verdict_markdown(cells, today)
+    assert "15.00 ± n/a (n=1)" in lstm  # one seed: the spread is undefined, not 0
+    assert "**chosen**" in ch05_fair.selection_markdown(cells)
+    progress = ch05_fair.progress_markdown(cells)
+    assert "- **Finished** (2 of 15 cells, 3 seeds each): IRNN R = 20, Fast weights R = 20." \
+        in progress
+    assert "- **Pending, not run yet** (13):" in progress and "A-LSTM R = 100" in progress
+    verdict = ch05_fair.verdict_markdown(cells, today, directory=directory)
     assert "Not decided yet at R = 20" in verdict and "LSTM" in verdict
     assert f"{100 * irnn['mean']:.2f}% under the protocol (n=3)" in verdict
-    for name in fair.still_improving(cells):  # capped runs whose best was their last point
+    capped = [record["name"] for cell in cells for record in fair.cell_runs(cell)
+              if fair.still_improving(record)]
+    for name in capped:  # capped runs whose best was their last point
         record = read_record(directory / f"{name}.json")
         assert record["early_stopping"]["best_step"] == record["steps_done"] == 60
         assert name in verdict
-    figure = fair.validation_curves_figure(cells)
+    assert "- **Compute so far**: 10 runs," in verdict
+    figure = ch05_fair.validation_curves_figure(cells)
     assert len(figure.axes) == 15
     plan = fair.projection(directory)
     assert plan["by_model"]["irnn"]["runs"] == 5
     assert plan["by_model"]["irnn"]["remaining_runs"] == 10
     assert plan["remaining_hours"] is None  # LSTM, A-LSTM, LN-IRNN have no measurement
+    spent = fair.protocol_compute(directory)
+    assert spent["runs"] == 10 and spent["by_model"]["irnn"]["updates"] == sum(
+        read_record(path)["steps_done"] for path in directory.glob("fair_irnn_*.json"))
+    assert 0 < spent["elapsed_hours"] and spent["first_start"] < spent["last_end"]
+    assert "In all so far: 10 runs" in ch05_fair.compute_markdown(directory)
+
+
+def test_the_verdict_says_when_the_cap_held_fast_weights_back():
+    """Fast weights stopped by the cap while still improving, controls stopped by patience:
+    the verdict says plainly that the cap works against the model the paper champions."""
+    from fwbook.chapters import ch05_fair
+
+    def run(model, seed, error, reason, best, steps=60_000):
+        return {"name": fair.fair_name(model, 20, 1e-3, seed), "seed": seed, "status": "completed",
+                "test_error": error, "steps_done": steps, "config": {"steps": 60_000, "lr": 1e-3},
+                "early_stopping": {"stop_reason": reason, "best_step": best,
+                                   "best_val_error": error, "best_val_loss": 0.1}}
+
+    def cell(model, runs):
+        chosen = {"lr": 1e-3, "val_error": runs[0]["test_error"], "val_loss": 0.1, "step": 1,
+                  "reason": "lowest validation error"}
+        summary = summarize(r["test_error"] for r in runs)
+        return {"model": model, "hidden": 20, "runs": runs, "chosen": chosen, "state": "finished",
+                "selection": {lr: None for lr in fair.FAIR_LRS}, **summary}
+
+    cells = [cell("fast_weights", [run("fast_weights", s, 0.05, "cap", 60_000) for s in range(3)]),
+             cell("lstm", [run("lstm", 0, 0.08, "cap", 60_000),
+                           *(run("lstm", s, 0.09, "patience", 20_000, 35_000) for s in (1, 2))])]
+    verdict = fair.fair_verdict(cells)
+    assert verdict["fast_weights_capped"] == 1.0
+    assert verdict["controls_capped"] == {"lstm": pytest.approx(1 / 3)}
+    lines = ch05_fair._claim_lines(cells, 20)
+    assert any(line.startswith("- **The cap held back fast weights, the model the paper "
+                               "champions**: 3 of its 3 runs at R = 20 (lr 1e-3) were still "
+                               "improving when the 60,000-update cap stopped them — more of its "
+                               "runs than of any control's.") for line in lines), lines
+    assert "- **Controls also stopped by the cap while improving** at R = 20: LSTM 1 of 3 runs." \
+        in lines
+
+
+def test_the_committed_protocol_records_belong_to_the_plan():
+    """Every record in results/fair/ is a run of today's paper plan with its configuration's
+    hash; fails on a missing or empty results/fair/ (19 records when this test was written)."""
+    paths = sorted(fair.FAIR_DIR.glob("fair_*.json"))
+    assert len(paths) >= 19
+    plan, _ = fair.fair_plan(fair.FAIR_DIR, "paper")
+    for path in paths:
+        record = read_record(path)
+        assert path.stem in plan, path
+        assert record["config_hash"] == config_hash(plan[path.stem].to_dict()), path
+        assert record["status"] == "completed" and "early_stopping" in record, path
+    cells = fair.fair_cells()
+    finished = [cell for cell in cells if cell["state"] == "finished"]
+    assert len(finished) >= 3  # IRNN, LSTM and fast weights at R = 20
+    for cell in finished:
+        assert cell["n"] == 3 and cell["std"] is not None
+        assert cell["mean"] == pytest.approx(statistics.mean(r["test_error"] for r in cell["runs"]))
 
 
 def test_batched_training_refuses_what_it_does_not_implement():
@@ -271,7 +344,7 @@ def test_batched_training_refuses_what_it_does_not_implement():
 def test_the_inspection_tools_read_the_embedding_too():
     from fwbook.core.data import encode
     from fwbook.chapters.explorer import model_spec
-    from fwbook.chapters.figures import explicit_fast_weights
+    from fwbook.chapters.ch02_equation import explicit_fast_weights
     from fwbook.chapters.ch07_linear_attention import fast_weights_as_linear_attention
 
     torch.manual_seed(0)

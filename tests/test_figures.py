@@ -1,4 +1,4 @@
-"""Figures and tables of chapters 02 and 03 (fwbook.chapters.figures)."""
+"""Figures and tables of chapters 02 and 03 (fwbook.chapters.ch02_equation, ch03_training)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from fwbook.chapters import figures  # noqa: E402
+from fwbook.chapters import ch02_equation as equation  # noqa: E402
+from fwbook.chapters import ch03_training as training  # noqa: E402
 from fwbook.core.data import encode  # noqa: E402
 from fwbook.core.models import ModelConfig, build_model  # noqa: E402
 from fwbook.core.train import train  # noqa: E402
-from fwbook.experiments.grids import retrieval_config  # noqa: E402
+from fwbook.experiments.grids import load_table1_records, retrieval_config  # noqa: E402
 
 
 def _model(**changes):
@@ -26,9 +27,9 @@ def _model(**changes):
 def test_explicit_fast_weights_follow_eq1_and_eq3():
     model = _model()
     text = "c9k8j3f1??c"
-    fast_weights, hidden = figures.explicit_fast_weights(model, text)
+    fast_weights, hidden = equation.explicit_fast_weights(model, text)
     assert fast_weights.shape == (11, 12, 12) and hidden.shape == (11, 12)
-    decay, fast_lr = model.core.decay, model.core.fast_lr
+    decay, fast_lr = model.config.decay, model.config.fast_lr
     # (Eq. 3) A(t) = η Σ_τ λ^(t-τ) h(τ) h(τ)ᵀ
     expected = sum(fast_lr * decay ** (10 - tau) * np.outer(hidden[tau], hidden[tau])
                    for tau in range(11))
@@ -41,19 +42,19 @@ def test_explicit_fast_weights_follow_eq1_and_eq3():
 
 def test_chapter_02_figures():
     model = _model(inner_steps=2)
-    for fig in (figures.plot_fast_weights_accumulation(model),
-                figures.plot_fast_weights_accumulation(model, "a1b2??a", steps=(1, 5)),
-                figures.plot_memory_weights(model),
-                figures.plot_memory_weights(_model(memory="explicit"))):
+    for fig in (equation.plot_fast_weights_accumulation(model),
+                equation.plot_fast_weights_accumulation(model, "a1b2??a", steps=(1, 5)),
+                equation.plot_memory_weights(model),
+                equation.plot_memory_weights(_model(memory="explicit"))):
         assert isinstance(fig, Figure)
     with pytest.raises(ValueError):
-        figures.plot_fast_weights_accumulation(model, "a1b2??a", steps=(9,))
+        equation.plot_fast_weights_accumulation(model, "a1b2??a", steps=(9,))
     with pytest.raises(TypeError):
-        figures.explicit_fast_weights(build_model(ModelConfig("irnn", 8)))
+        equation.explicit_fast_weights(build_model(ModelConfig("irnn", 8)))
 
 
 def test_memory_forms_agree():
-    table = figures.memory_forms_agreement(hidden=10, inner_steps=(1, 3), batch=16)
+    table = equation.memory_forms_agreement(hidden=10, inner_steps=(1, 3), batch=16)
     assert list(table["S"]) == [1, 3]
     assert (table["max |Δ logits|"] < 1e-10).all()
     assert (table["max |Δ gradient|"] < 1e-10).all()
@@ -61,7 +62,7 @@ def test_memory_forms_agree():
 
 
 def test_inner_loop_trajectory():
-    table = figures.inner_loop_trajectory(_model(inner_steps=3), "c9k8??c")
+    table = equation.inner_loop_trajectory(_model(inner_steps=3), "c9k8??c")
     assert list(table.columns[:2]) == ["t", "token"] and len(table) == 7
     assert table.shape[1] == 2 + 3
     # at t = 1 the memory is empty: inner steps after the first change nothing
@@ -77,24 +78,24 @@ def smoke_run():
 def test_learning_curves_from_records(smoke_run):
     record, _ = smoke_run
     other = dict(record, model="lstm", hidden=50)
-    assert isinstance(figures.plot_learning_curves([record, other], title="t"), Figure)
-    assert isinstance(figures.plot_learning_curves([]), Figure)
+    assert isinstance(training.plot_learning_curves([record, other], title="t"), Figure)
+    assert isinstance(training.plot_learning_curves([]), Figure)
 
 
 def test_predictions_table_and_figure(smoke_run):
     _, model = smoke_run
-    table = figures.predictions_table(model, ["c9k8j3f1??c", "j0a5s5z2??a"])
+    table = training.predictions_table(model, ["c9k8j3f1??c", "j0a5s5z2??a"])
     assert list(table["answer"]) == ["9", "5"]
     assert table["p(prediction)"].between(0, 1).all()
     assert (table["p(prediction)"] >= table["p(answer)"]).all()
     assert (table["correct"] == (table["prediction"] == table["answer"])).all()
-    assert len(figures.predictions_table(model, "c9k8j3f1??c")) == 1
+    assert len(training.predictions_table(model, "c9k8j3f1??c")) == 1
     with pytest.raises(ValueError, match="c9k8j3f1\\?\\?z"):
-        figures.predictions_table(model, ["c9k8j3f1??c", "c9k8j3f1??z"])
-    assert isinstance(figures.plot_predictions(model, ["c9k8j3f1??c"] * 5), Figure)
-    queries = figures.random_queries(5, seed=1)
+        training.predictions_table(model, ["c9k8j3f1??c", "c9k8j3f1??z"])
+    assert isinstance(training.plot_predictions(model, ["c9k8j3f1??c"] * 5), Figure)
+    queries = training.random_queries(5, seed=1)
     assert len(queries) == 5 and all(q[-3:-1] == "??" for q in queries)
-    assert queries == figures.random_queries(5, seed=1)
+    assert queries == training.random_queries(5, seed=1)
 
 
 def test_load_table1_records_uses_only_the_profile_recipe(tmp_path):
@@ -108,13 +109,13 @@ def test_load_table1_records_uses_only_the_profile_recipe(tmp_path):
                          {"name": name, "model": "fast_weights", "hidden": 20, "seed": 0,
                           "status": "completed", "config": config.to_dict(),
                           "config_hash": config_hash(config.to_dict())})
-    found = figures.load_table1_records("paper", tmp_path)
+    found = load_table1_records("paper", tmp_path)
     assert [r["name"] for r in found] == ["fast_weights_R20_seed0"]  # not paper_recipe_*
-    assert figures.load_table1_records("paper", tmp_path, model="lstm") == []
-    assert figures.load_table1_records("paper", tmp_path / "missing") == []
+    assert load_table1_records("paper", tmp_path, model="lstm") == []
+    assert load_table1_records("paper", tmp_path / "missing") == []
 
 
 def test_most_attended(smoke_run):
     _, model = smoke_run
-    position, token, weight = figures.most_attended(model, "c9k8j3f1??c")
+    position, token, weight = training.most_attended(model, "c9k8j3f1??c")
     assert 1 <= position <= 10 and token == "c9k8j3f1??c"[position - 1] and weight >= 0

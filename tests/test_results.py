@@ -1,4 +1,5 @@
-"""Table 1, Figure 2 and the README block, built from (synthetic and real) run records."""
+"""Table 1, Figure 2 and the README block, built from (synthetic and real) run records:
+the cells and statistics of ``experiments.table1`` and the page of ``chapters.ch05_results``."""
 
 from pathlib import Path
 
@@ -11,16 +12,16 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
 from fwbook.chapters import ch05_results as results  # noqa: E402
-from fwbook.experiments.grids import (PAPER_TABLE1, paper_recipe_config, recipe_config,  # noqa: E402
-                                retrieval_config)
 from fwbook.core.records import config_hash, write_record  # noqa: E402
+from fwbook.experiments import table1  # noqa: E402
+from fwbook.experiments.grids import PAPER_TABLE1, recipe_config, retrieval_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def fake_record(directory, model, hidden, seed, test_error, paper_recipe=False, status="completed",
                 wall_s=60.0):
-    config = (paper_recipe_config(seed, "paper", model, hidden) if paper_recipe
+    config = (recipe_config("paper_recipe", seed, "paper", model, hidden) if paper_recipe
               else retrieval_config(model, hidden, "paper", seed))
     name = ("paper_recipe_" if paper_recipe else "") + f"{model}_R{hidden}_seed{seed}"
     steps = [1000, 2000, 3000]
@@ -40,9 +41,9 @@ def grid(tmp_path):
     for seed, error in enumerate([0.010, 0.012, 0.014]):
         fake_record(tmp_path, "fast_weights", 20, seed, error)
     fake_record(tmp_path, "fast_weights", 20, 0, 0.30, paper_recipe=True)
-    assert results.recipe_of({"name": "cosine_lr3e-3_fast_weights_R20_seed0"}) == "cosine_lr3e-3"
-    assert results.recipe_of({"name": "cosine_lr3e-3_80k_fast_weights_R20_seed0"}) == "cosine_lr3e-3_80k"
-    assert results.recipe_of({"name": "fast_weights_R20_seed0"}) == ""
+    assert table1.recipe_of({"name": "cosine_lr3e-3_fast_weights_R20_seed0"}) == "cosine_lr3e-3"
+    assert table1.recipe_of({"name": "cosine_lr3e-3_80k_fast_weights_R20_seed0"}) == "cosine_lr3e-3_80k"
+    assert table1.recipe_of({"name": "fast_weights_R20_seed0"}) == ""
     fake_record(tmp_path, "irnn", 20, 0, 0.55)
     fake_record(tmp_path, "lstm", 20, 0, None, status="diverged")
     for model in ("fast_weights", "irnn", "lstm", "alstm"):
@@ -51,8 +52,8 @@ def grid(tmp_path):
 
 
 def test_table1_rows_mean_spread_sources_and_not_run_cells(grid):
-    records = results.load_table1(grid)
-    rows = {row["model"]: row for row in results.table1_rows(records)}
+    records = table1.load_table1(grid)
+    rows = {row["model"]: row for row in table1.table1_rows(records)}
     fw = rows["fast_weights"]["cells"][20]
     assert fw["n"] == 3 and fw["mean"] == pytest.approx(1.2) and fw["std"] == pytest.approx(0.2)
     assert fw["paper"] == PAPER_TABLE1[("fast_weights", 20)]
@@ -62,8 +63,10 @@ def test_table1_rows_mean_spread_sources_and_not_run_cells(grid):
     assert results.format_cell(rows["alstm"]["cells"][100]) == results.NOT_RUN
     assert results.format_cell(rows["lstm"]["cells"][20]) == "1 diverged"
     assert results.format_cell(fw, unit="%") == "1.20 ± 0.20% (n=3)"
-    assert results.target_met(records) is True
-    assert "A-LSTM R = 100" in results.missing_cells(list(rows.values()))
+    assert table1.target_met(records) is True
+    assert ("alstm", 100) in table1.missing_cells(list(rows.values()))
+    assert rows["irnn"]["cells"][20]["std"] is None  # one seed: no spread, not 0
+    assert results.format_cell(rows["irnn"]["cells"][20]) == "55.00 ± n/a (n=1)"
 
 
 def test_records_of_another_recipe_are_left_out(grid):
@@ -72,38 +75,30 @@ def test_records_of_another_recipe_are_left_out(grid):
               "seed": 0, "profile": "paper", "test_error": 0.0, "config": config.to_dict(),
               "config_hash": config_hash(config.to_dict()), "wall_s": 1.0, "curves": {}}
     write_record(grid / "irnn_R100_seed0.json", record)
-    assert not [r for r in results.load_table1(grid) if r["hidden"] == 100 and r["model"] == "irnn"]
-    assert [r for r in results.load_table1(grid, current_only=False) if r["hidden"] == 100]
+    assert not [r for r in table1.load_table1(grid) if r["hidden"] == 100 and r["model"] == "irnn"]
+    assert [r for r in table1.load_table1(grid, current_only=False) if r["hidden"] == 100]
 
 
 def test_target_needs_three_seeds(tmp_path):
     fake_record(tmp_path, "fast_weights", 20, 0, 0.001)
-    assert results.target_met(results.load_table1(tmp_path)) is None
+    assert table1.target_met(table1.load_table1(tmp_path)) is None
     fake_record(tmp_path, "fast_weights", 20, 1, 0.05)
     fake_record(tmp_path, "fast_weights", 20, 2, 0.05)
-    assert results.target_met(results.load_table1(tmp_path)) is False
-
-
-def test_recipe_comparison_separates_the_papers_recipe(grid):
-    comparison = results.recipe_comparison(results.load_table1(grid))
-    assert comparison["paper_recipe"]["n"] == 1
-    assert comparison["paper_recipe"]["mean"] == pytest.approx(30.0)
-    assert comparison["paper_lr"] == [1e-4] and comparison["ours_lr"] == [1e-3]
-    assert comparison["target"] == 1.81
+    assert table1.target_met(table1.load_table1(tmp_path)) is False
 
 
 def test_markdown_lists_records_and_says_not_run_yet(grid):
-    records = results.load_table1(grid)
-    table = results.table1_markdown(results.table1_rows(records))
+    records = table1.load_table1(grid)
+    table = results.table1_markdown(table1.table1_rows(records))
     assert "| Fast weights | 1.20 ± 0.20 (n=3) | 1.81 |" in table
     assert results.NOT_RUN in table
     assert "fast_weights_R20_seed2" in table
     verdict = results.verdict_markdown(records)
     assert "**reached**" in verdict and "Not run yet" in verdict
-    assert "30.00% (n=1)" in verdict  # the paper's recipe
+    assert "30.00% ± n/a (n=1)" in verdict  # the paper's recipe
     recipes = results.recipes_markdown(records)
     assert "| ours (every Table 1 cell) | 0.001 | constant | 40,000 | 1.20 ± 0.20 (n=3) | yes |" in recipes
-    assert "| the paper's | 0.0001 | constant | 40,000 | 30.00 (n=1) | not decided (fewer seeds) |" in recipes
+    assert "| the paper's | 0.0001 | constant | 40,000 | 30.00 ± n/a (n=1) | not decided (fewer seeds) |" in recipes
     assert "| cosine_lr3e-3 | 0.003 | cosine | — | not run yet | not run yet |" in recipes
     ranking = results.ranking_markdown(records, hidden=20)
     assert ranking.startswith("1. Fast weights: 1.20")
@@ -127,7 +122,7 @@ def test_readme_block_rewrites_only_between_markers(grid, tmp_path):
 
 
 def test_figures_are_drawn_from_records(grid):
-    records = results.load_table1(grid)
+    records = table1.load_table1(grid)
     figure = results.figure2(records, hidden=50)
     assert isinstance(figure, Figure)
     labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
@@ -144,8 +139,17 @@ def test_figures_are_drawn_from_records(grid):
 
 
 def test_committed_table1_records_are_complete():
-    """Every committed Table 1 record carries what the book needs to trust it."""
-    for record in results.load_table1(results.TABLE1_DIR, profile=None, current_only=False):
+    """Every committed Table 1 record carries what the book needs to trust it, and every run
+    of today's paper grid has one (so the test fails on a missing or empty results/)."""
+    from fwbook.experiments.grids import table1_configs
+
+    committed = table1.load_table1(table1.TABLE1_DIR, profile=None, current_only=False)
+    planned = table1_configs("paper")
+    assert {record["name"] for record in table1.load_table1()} == set(planned)
+    assert len(committed) >= len(planned) == 57
+    rows = table1.table1_rows(committed)
+    assert all(cell["n"] == 3 for row in rows for cell in row["cells"].values())
+    for record in committed:
         for field in ("model", "hidden", "seed", "profile", "test_error", "config", "commit",
                       "device", "wall_s", "config_hash", "name"):
             assert field in record, (record["path"], field)
@@ -162,10 +166,10 @@ def test_every_extra_recipe_is_kept_out_of_table1(tmp_path):
               "config_hash": config_hash(config.to_dict()), "wall_s": 1.0,
               "curves": {"step": [1, 2], "val_error": [0.5, 0.01]}}
     write_record(tmp_path / f"{record['name']}.json", record)
-    records = results.load_table1(tmp_path)
+    records = table1.load_table1(tmp_path)
     assert len(records) == 1
-    assert results.table1_rows(records)[0]["cells"][20]["n"] == 0
-    cells = {c["recipe"]: c for c in results.recipe_cells(records)}
+    assert table1.table1_rows(records)[0]["cells"][20]["n"] == 0
+    cells = {c["recipe"]: c for c in table1.recipe_cells(records)}
     assert cells["cosine_lr3e-3"]["n"] == 1 and cells["cosine_lr3e-3"]["mean"] == pytest.approx(0.5)
     assert cells[""]["n"] == 0
 
@@ -185,7 +189,7 @@ def test_grid_time_uses_only_records_that_name_their_step():
                {**record("lstm", 20, 9999.0, seed=2),  # a step forced by hand: left out
                 "training_step": {"path": "eager", "reason": "asked for"}},
                record("fast_weights", 20, 9999.0, name="paper_recipe_fast_weights_R20_seed0")]
-    grid = results.grid_time(records, models=("fast_weights", "lstm", "irnn"), hidden_sizes=(20,),
+    grid = table1.grid_time(records, models=("fast_weights", "lstm", "irnn"), hidden_sizes=(20,),
                              seeds=3, workers=2)
     assert grid["cells"][("fast_weights", 20)] == {"runs": 3, "median_wall_s": 200.0,
                                                    "steps": ["compiled"]}
@@ -205,11 +209,11 @@ def test_control_budget_table_keeps_long_runs_apart(tmp_path):
                      "status": "completed", "test_error": error, "config": config.to_dict(),
                      "path": f"results/table1/{name}.json"})
     text = results.control_budget_markdown(made)
-    assert "| ln_irnn | the profile's (Table 1) | 40,000 | 62.00 (n=1) |" in text
+    assert "| ln_irnn | the profile's (Table 1) | 40,000 | 62.00 ± n/a (n=1) |" in text
     assert "| ln_irnn | long_250k | 250,000 |" in text and "10.40" in text
     assert "[long_250k_ln_irnn_R20_seed0](results/table1/long_250k_ln_irnn_R20_seed0.json) 10.40" in text
     # the long run stays out of Table 1's cell
-    row = [r for r in results.table1_rows(made) if r["model"] == "ln_irnn"][0]
+    row = [r for r in table1.table1_rows(made) if r["model"] == "ln_irnn"][0]
     assert row["cells"][20]["n"] == 1 and row["cells"][20]["mean"] == pytest.approx(62.0)
 
 
@@ -222,7 +226,7 @@ def test_verdict_reports_the_longer_control_budget():
             for name, error in (("ln_irnn_R20_seed0", 0.62), ("long_250k_ln_irnn_R20_seed0", 0.13))]
     text = results.verdict_markdown(made)
     assert ("- **LN-IRNN with a longer budget** (`long_250k`, 250,000 updates, R = 20): "
-            "13.00% (n=1), against 62.00% (n=1) after the Table 1 budget.") in text
+            "13.00% ± n/a (n=1), against 62.00% ± n/a (n=1) after the Table 1 budget.") in text
 
 
 def test_compute_by_folder_counts_run_records_only(tmp_path):
@@ -233,7 +237,7 @@ def test_compute_by_folder_counts_run_records_only(tmp_path):
     (tmp_path / "catch" / "runs" / "c.json").write_text(json.dumps({"seed": 0, "wall_time_s": 360}))
     (tmp_path / "bench.json").write_text(json.dumps({"suite": "tta", "rows": []}))  # not a run
     (tmp_path / "broken.json").write_text("{")
-    assert results.compute_by_folder(tmp_path) == {
+    assert table1.compute_by_folder(tmp_path) == {
         "catch/runs": {"runs": 1, "hours": 0.1}, "table1": {"runs": 2, "hours": 1.0}}
 
 

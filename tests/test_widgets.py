@@ -56,12 +56,10 @@ def test_bad_values():
         widgets.fast_weights_small_multiples(text="ab", step=5)
 
 
-def test_small_multiples_and_timeline():
+def test_small_multiples():
     figure = widgets.fast_weights_small_multiples(decays=(0.5, 0.95), fast_lrs=(0.1, 0.5, 1.0))
     assert isinstance(figure, Figure)
     assert len(figure.axes) == 2 * 3 + 1  # panels and one shared colour bar
-    timeline = widgets.fast_weights_timeline("c9k8j3f1??c", columns=6)
-    assert isinstance(timeline, Figure) and len(timeline.axes) == 2 * 6 + 1
 
 
 def test_explorer_reacts_to_its_controls():

@@ -5,138 +5,26 @@ The efficient form of the fast weights (Eq. 4) is attention over the past hidden
     A(t) h_s(t+1) = η Σ_{τ=1..t} λ^(t-τ) h(τ) [h(τ)ᵀ h_s(t+1)]
 
 ``model.trace(tokens).memory_weights[b, t, s, τ-1]`` is the weight η λ^(t-τ) h(τ)ᵀ h_s(t+1)
-that inner step s of input step t puts on h(τ). This module trains the models the chapter
-looks at (or loads the committed ones), pulls out the weights of the step that reads the
-query key, measures where their mass goes, and draws the figures.
+that inner step s of input step t puts on h(τ). This module pulls out the weights of the step
+that reads the query key, measures where their mass goes, and draws the figures. The runs it
+looks at are trained (or read from their committed records) by
+:mod:`fwbook.experiments.attention_runs` (``fwbook attention paper --out results/attention``).
 
 Positions, 0-based, in a sequence ``k1 v1 k2 v2 ... kK vK ? ? q`` (T = 2K + 3 tokens): the key
 of pair j sits at position 2j, its value at 2j + 1. Input step t (0-based) reads token t and
 produces h(t+1), so the memory slot τ - 1 = t holds the hidden state written right *after*
 reading token t. The slot that read the key of pair j is 2j, the one that read its value is
 2j + 1 (this holds the whole pair: h(2j+2) in the paper's 1-based time).
-
-Run from the command line (writes records and small weight files under results/attention)::
-
-    python -m fwbook.chapters.ch06_attention paper --out results/attention
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 
-from fwbook.core.data import make_splits, parse_query, decode
-from fwbook.experiments.grids import check_profile, retrieval_config
-from fwbook.core.models import build_model
-from fwbook.core.records import REPO_ROOT, read_record, write_record
-from fwbook.core.train import TrainConfig, train
-
-RESULTS_DIR = REPO_ROOT / "results" / "attention"
-
-# The runs chapter 06 looks at: (name, model, K). The first is the one whose memory is read;
-# the K = 8 pair shows how fast weights and a layer-normalised RNN without them part.
-CHAPTER_RUNS = (("fast_weights_K4", "fast_weights", 4),
-                ("fast_weights_K8", "fast_weights", 8),
-                ("ln_irnn_K8", "ln_irnn", 8))
-
-# Per-profile training budget for chapter 06 (on top of fwbook.experiments.grids.PROFILE_SETTINGS).
-# smoke: seconds, a barely trained model. quick: minutes on 2 CPU cores. paper: the CLI's
-# default recipe (Adam 1e-3, batches of 128; ~1% test error for FW R=20 at K = 4 after 40k
-# updates), cut to 10k updates to fit the busy 2-core CPU machine the records were made on;
-# the paper's own lr of 1e-4 needs far longer than a CPU chapter can afford.
-ATTENTION_OVERRIDES = {
-    "smoke": dict(steps=60),
-    "quick": dict(steps=3_000, lr=1e-3, eval_every=500, num_validation=2_000,
-                  num_test=5_000),
-    "paper": dict(steps=10_000, lr=1e-3, eval_every=1_000),
-}
-
-
-def attention_config(model: str = "fast_weights", num_pairs: int = 4, profile: str = "quick",
-                     seed: int = 0, hidden: int = 20) -> TrainConfig:
-    """The training configuration of one chapter-06 run."""
-    check_profile(profile)
-    return retrieval_config(model, hidden, profile, seed, num_pairs=num_pairs,
-                            **ATTENTION_OVERRIDES[profile])
-
-
-def run_paths(name: str, profile: str, seed: int, directory: str | Path = RESULTS_DIR
-              ) -> tuple[Path, Path]:
-    """(record JSON, state_dict file) of one run."""
-    stem = Path(directory) / f"{profile}_{name}_seed{seed}"
-    return stem.with_suffix(".json"), stem.with_suffix(".pt")
-
-
-def train_run(name: str, model: str, num_pairs: int, profile: str, seed: int = 0,
-              device: str = "auto", directory: Optional[str | Path] = None, quiet: bool = True
-              ) -> tuple[dict, torch.nn.Module]:
-    """Train one run; with ``directory`` also write its record and its weights there.
-
-    Returns:
-        (run record, trained model in eval mode).
-    """
-    config = attention_config(model, num_pairs, profile, seed)
-    checkpoint = None
-    if directory is not None:  # resumable: a killed run picks up from its last evaluation
-        checkpoint = run_paths(name, profile, seed, directory)[1].with_suffix(".ckpt")
-    record, trained = train(config, device=device, quiet=quiet, profile=profile,
-                            return_model=True, checkpoint=checkpoint)
-    record["run_name"] = name
-    if directory is not None:
-        record_path, weights_path = run_paths(name, profile, seed, directory)
-        weights_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({key: tensor.detach().cpu() for key, tensor in trained.state_dict().items()},
-                   weights_path)  # ~30 KB for R = 20
-        record["weights_file"] = weights_path.name
-        write_record(record_path, record)
-    return record, trained
-
-
-def load_run(name: str, profile: str = "paper", seed: int = 0,
-             directory: str | Path = RESULTS_DIR) -> tuple[dict, torch.nn.Module]:
-    """Read a committed run: its record and the model rebuilt from its weights file.
-
-    Raises:
-        FileNotFoundError: the record or the weights are missing (say how to make them).
-        ValueError: the record was made with another configuration than this module's.
-    """
-    known = {run[0]: run for run in CHAPTER_RUNS}
-    if name not in known:
-        raise ValueError(f"run name must be one of {', '.join(known)}; got {name!r}")
-    record_path, weights_path = run_paths(name, profile, seed, directory)
-    if not record_path.exists() or not weights_path.exists():
-        raise FileNotFoundError(
-            f"no committed run {record_path.name} (+ {weights_path.name}) in {directory}; make it "
-            f"with `python -m fwbook.chapters.ch06_attention {profile} --out {directory}`")
-    record = read_record(record_path)
-    _, model_name, num_pairs = known[name]
-    expected = attention_config(model_name, num_pairs, profile, seed).to_dict()
-    if record["config"] != expected:
-        raise ValueError(f"{record_path} was made with a different configuration than "
-                         f"fwbook.chapters.ch06_attention.attention_config gives now; re-run it")
-    model = build_model(record["config"]["model"])
-    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    return record, model.eval()
-
-
-def chapter_runs(profile: str, seed: int = 0, device: str = "auto",
-                 directory: str | Path = RESULTS_DIR) -> dict[str, tuple[dict, torch.nn.Module]]:
-    """All runs of chapter 06: trained now (smoke, quick) or read from ``directory`` (paper)."""
-    check_profile(profile)
-    runs = {}
-    for name, model, num_pairs in CHAPTER_RUNS:
-        if profile == "paper":
-            runs[name] = load_run(name, profile, seed, directory)
-        else:
-            record, trained = train_run(name, model, num_pairs, profile, seed, device)
-            runs[name] = (record, trained.cpu())
-    return runs
-
+from fwbook.core.data import decode, parse_query
 
 # ---------------------------------------------------------------------------------------------
 # Where the query's read of the memory goes
@@ -327,13 +215,6 @@ def plot_read_strength(strengths: dict[str, torch.Tensor]):
     return figure
 
 
-def record_test_split(record: dict):
-    """The test split a run record was evaluated on (regenerated from its seeded config)."""
-    config = record["config"]
-    return make_splits(config["data_seed"], config["num_pairs"], config["num_train"],
-                       config["num_validation"], config["num_test"]).test
-
-
 def dominant_role(stats: dict, key: str = "mass_share") -> str:
     """The slot role with the largest share (``key``: "mass_share" or "argmax_share")."""
     return max(SLOT_ROLES, key=lambda role: stats[key][role])
@@ -508,29 +389,68 @@ def plot_k_comparison(records: dict[str, dict]):
     return figure
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fwbook.chapters.ch06_attention",
-        description="Train the runs of chapter 06 and write records + weights.")
-    parser.add_argument("profile", choices=("smoke", "quick", "paper"))
-    parser.add_argument("--out", default=str(RESULTS_DIR), help="directory for records and weights")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--only", default=None, help="train only this run (e.g. fast_weights_K4)")
-    args = parser.parse_args(argv)
-    names = [run[0] for run in CHAPTER_RUNS]
-    if args.only is not None and args.only not in names:
-        parser.error(f"--only must be one of {', '.join(names)}; got {args.only!r}")
-    torch.set_num_threads(1)
-    for name, model, num_pairs in CHAPTER_RUNS:
-        if args.only is not None and name != args.only:
-            continue
-        record, _ = train_run(name, model, num_pairs, args.profile, args.seed, args.device,
-                              args.out, quiet=True)
-        print(f"{name}: status {record['status']}, test error {record['test_error']}, "
-              f"{record['wall_s']:.0f} s", flush=True)
-    return 0
+def attention_explorer(model: torch.nn.Module, text: str = "c9k8j3f1??c", num_pairs: int = 4,
+                       browser_html: Optional[str] = None):
+    """The live (ipywidgets) explorer of chapter 6: a text box, the answer and the Eq. 4
+    weights figure of :func:`plot_sequence_attention`, redrawn as you type.
 
+    Args:
+        model: a trained fast-weights model.
+        text: the initial query.
+        num_pairs: K the model was trained on (sequences of 2K + 3 symbols).
+        browser_html: what the rendered book shows instead (default
+            :func:`fwbook.chapters.explorer.attention_html`).
+    Returns:
+        an ``ipywidgets.VBox`` with ``text_box``, ``answer``, ``message``, ``output`` and
+        ``update()``.
+    """
+    import html
 
-if __name__ == "__main__":
-    sys.exit(main())
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from fwbook.chapters.explorer import attention_html, bundle_with_fallback
+
+    class AttentionExplorer(widgets.VBox):
+        def _repr_mimebundle_(self, **kwargs):
+            return bundle_with_fallback(
+                super()._repr_mimebundle_(**kwargs), getattr(self, "browser_html", None),
+                "[Interactive explorer: type a sequence, see the answer and the Eq. 4 weights. "
+                "It needs a live Jupyter kernel, or the rendered book.]")
+
+    text_box = widgets.Text(value=text, description="sequence", continuous_update=True)
+    answer = widgets.HTML()
+    message = widgets.HTML()
+    output = widgets.Output()
+
+    def update(*_):
+        current = text_box.value.strip()
+        try:
+            tokens, expected = check_query_text(current)
+            if tokens.shape[1] != 2 * num_pairs + 3:
+                raise ValueError(f"the model was trained on {2 * num_pairs + 3}-symbol sequences "
+                                 f"({num_pairs} pairs, ??, a key); this one has {tokens.shape[1]}")
+        except ValueError as error:
+            message.value = f"<span style='color:#b42318'>{html.escape(str(error))}</span>"
+            return
+        message.value = ""
+        with torch.no_grad():
+            probabilities = torch.softmax(model(tokens), 1)[0]
+        best = int(probabilities.argmax())
+        answer.value = (f"<b>The model answers {decode(torch.tensor(best))} with probability "
+                        f"{100 * float(probabilities[best]):.1f}%</b> (the stored value is {expected})")
+        output.clear_output(wait=True)
+        with output:
+            figure = plot_sequence_attention(model, current)
+            display(figure)
+            plt.close(figure)
+
+    text_box.observe(update, names="value")
+    explorer = AttentionExplorer([text_box, answer, message, output])
+    explorer.text_box, explorer.answer, explorer.message = text_box, answer, message
+    explorer.output, explorer.update = output, update
+    explorer.browser_html = attention_html(text) if browser_html is None else browser_html
+    update()
+    return explorer
+

@@ -22,12 +22,13 @@ query of step t sees h(1)..h(t), exactly A(t) of Eq. 3): see
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from fwbook.core.models import variant
 
 
 def _check_inputs(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
@@ -141,10 +142,10 @@ def fast_weights_as_linear_attention(model: torch.nn.Module, tokens: torch.Tenso
         column τ-1 is the weight on h(τ)) and ``attention_weights`` (B, T, T), the same
         η λ^(t-τ) q_t · k_τ from the linear-attention side, shifted to the same columns.
     """
-    core = copy.deepcopy(model.core)
-    core.memory = "explicit"
+    explicit = variant(model, memory="explicit")  # the B x H x H matrix A(t) of Eq. 1
+    core = explicit.core
     with torch.no_grad():
-        drive = model.projected_input(tokens, model.input_weight, model.bias)  # (B, T, H)  C x(t) + b
+        drive = explicit.projected_input(tokens, explicit.input_weight, explicit.bias)  # (B, T, H)  C x(t) + b
         state = core.initial_state(tokens.shape[0], drive)
         queries, hidden, fast_terms = [], [], []
         for t in range(tokens.shape[1]):
@@ -163,9 +164,8 @@ def fast_weights_as_linear_attention(model: torch.nn.Module, tokens: torch.Tenso
         weights = core.fast_lr * linear_attention_weights(queries, keys, core.decay)  # (B, T, T)
         # column τ of `weights` is the weight on h(τ); the trace stores it in column τ-1
         weights = F.pad(weights[:, :, 1:], (0, 1))  # (B, T, T)
-        traced = copy.deepcopy(model)  # the efficient form records the Eq. 4 weights
-        traced.core.memory = "efficient"
-        trace = traced.trace(tokens)
+        # the efficient form records the Eq. 4 weights
+        trace = variant(model, memory="efficient").trace(tokens)
     return {"queries": queries, "hidden": hidden, "fast_term": torch.stack(fast_terms, 1),
             "linear_attention": attended, "attention_weights": weights,
             "memory_weights": trace.memory_weights[:, :, 0, :],
@@ -208,8 +208,7 @@ def key_dependence(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor
     transformer the keys k_t = W_k x_t would not move at all; here they do from the second step
     on, because h(t+1) = f(LN[W h(t) + C x(t) + A(t) h_s(t+1)]) feeds the read back in.
     """
-    switched_off = copy.deepcopy(model)
-    switched_off.core.fast_lr = 0.0
+    switched_off = variant(model, fast_lr=0.0)
     with_memory = model.trace(tokens).hidden_states  # (B, T, H)
     without = switched_off.trace(tokens).hidden_states  # (B, T, H)
     return (with_memory - without).abs().mean(dim=(0, 2))  # (T,)

@@ -14,7 +14,7 @@ At book build time the Sphinx extension :mod:`fwbook.cli.sphinx_explorer` calls
   float32, exact to the bit. A script, not a JSON file: ``fetch`` of a local file is blocked
   under ``file://``, a ``<script src>`` is not.
 
-A notebook cell shows an explorer with :func:`attention_explorer` (chapter 6) or
+A notebook cell shows an explorer with ``ch06_attention.attention_explorer`` (chapter 6) or
 :func:`book_fallback` on :func:`fwbook.chapters.widgets.fast_weights_explorer` (chapter 2): in a live
 notebook the ipywidgets view wins; the book drops widget views
 (``nb_mime_priority_overrides`` in ``_config.yml``) and renders the ``text/html`` of the same
@@ -79,7 +79,7 @@ def model_spec(model: torch.nn.Module, name: str, label: str, num_pairs: Optiona
 
 def trained_model() -> tuple[dict, torch.nn.Module]:
     """The committed chapter-6 run (record, model): the model the book's explorers run."""
-    from fwbook.chapters.ch06_attention import load_run
+    from fwbook.experiments.attention_runs import load_run
 
     name, profile, seed = TRAINED_RUN
     return load_run(name, profile, seed)
@@ -186,13 +186,16 @@ def book_fallback(widget, browser_html: str):
     """Give an ipywidgets explorer the HTML the rendered book shows in its place.
 
     Sets ``widget.browser_html``; the explorers of :mod:`fwbook.chapters.widgets` and
-    :func:`attention_explorer` put it in their ``text/html`` output. Returns the widget.
+    :func:`fwbook.chapters.ch06_attention.attention_explorer` put it in their ``text/html``
+    output (:func:`bundle_with_fallback`). Returns the widget.
     """
     widget.browser_html = browser_html
     return widget
 
 
-def _bundle_with_fallback(widget_bundle, browser_html: Optional[str], plain: str) -> dict:
+def bundle_with_fallback(widget_bundle, browser_html: Optional[str], plain: str) -> dict:
+    """A live widget's MIME bundle with ``plain`` as its text and, when given, the rendered
+    book's in-browser explorer as its HTML (what the book shows in place of the widget)."""
     if isinstance(widget_bundle, tuple):
         widget_bundle = widget_bundle[0]
     bundle = dict(widget_bundle or {})
@@ -200,68 +203,3 @@ def _bundle_with_fallback(widget_bundle, browser_html: Optional[str], plain: str
     if browser_html:
         bundle["text/html"] = browser_html
     return bundle
-
-
-def attention_explorer(model: torch.nn.Module, text: str = DEFAULT_TEXT, num_pairs: int = 4,
-                       browser_html: Optional[str] = None):
-    """The live (ipywidgets) explorer of chapter 6: a text box, the answer and the Eq. 4
-    weights figure of :func:`fwbook.chapters.ch06_attention.plot_sequence_attention`, redrawn as you type.
-
-    Args:
-        model: a trained fast-weights model.
-        text: the initial query.
-        num_pairs: K the model was trained on (sequences of 2K + 3 symbols).
-        browser_html: what the rendered book shows instead (default :func:`attention_html`).
-    Returns:
-        an ``ipywidgets.VBox`` with ``text_box``, ``answer``, ``message``, ``output`` and
-        ``update()``.
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    from fwbook.chapters.ch06_attention import check_query_text, plot_sequence_attention
-    from fwbook.core.data import decode
-
-    class AttentionExplorer(widgets.VBox):
-        def _repr_mimebundle_(self, **kwargs):
-            return _bundle_with_fallback(
-                super()._repr_mimebundle_(**kwargs), getattr(self, "browser_html", None),
-                "[Interactive explorer: type a sequence, see the answer and the Eq. 4 weights. "
-                "It needs a live Jupyter kernel, or the rendered book.]")
-
-    text_box = widgets.Text(value=text, description="sequence", continuous_update=True)
-    answer = widgets.HTML()
-    message = widgets.HTML()
-    output = widgets.Output()
-
-    def update(*_):
-        current = text_box.value.strip()
-        try:
-            tokens, expected = check_query_text(current)
-            if tokens.shape[1] != 2 * num_pairs + 3:
-                raise ValueError(f"the model was trained on {2 * num_pairs + 3}-symbol sequences "
-                                 f"({num_pairs} pairs, ??, a key); this one has {tokens.shape[1]}")
-        except ValueError as error:
-            message.value = f"<span style='color:#b42318'>{html.escape(str(error))}</span>"
-            return
-        message.value = ""
-        with torch.no_grad():
-            probabilities = torch.softmax(model(tokens), 1)[0]
-        best = int(probabilities.argmax())
-        answer.value = (f"<b>The model answers {decode(torch.tensor(best))} with probability "
-                        f"{100 * float(probabilities[best]):.1f}%</b> (the stored value is {expected})")
-        output.clear_output(wait=True)
-        with output:
-            figure = plot_sequence_attention(model, current)
-            display(figure)
-            plt.close(figure)
-
-    text_box.observe(update, names="value")
-    explorer = AttentionExplorer([text_box, answer, message, output])
-    explorer.text_box, explorer.answer, explorer.message = text_box, answer, message
-    explorer.output, explorer.update = output, update
-    explorer.browser_html = attention_html(text) if browser_html is None else browser_html
-    update()
-    return explorer
-

@@ -3,10 +3,11 @@
 ``fast_weights_explorer`` returns an ipywidgets explorer (sliders for λ, η and the step t) for
 readers who run a notebook with a live kernel. The rendered book has no kernel, so each
 explorer has a static counterpart drawn with matplotlib: ``fast_weights_small_multiples`` (a
-grid over λ and η) and ``fast_weights_timeline`` (A(t) after every token). The book shows the
-static figures; the widget's plain-text fallback tells readers how to get the live one.
+grid over λ and η). The book shows the static figure and an in-browser explorer
+(:mod:`fwbook.chapters.explorer`); the widget's plain-text fallback tells readers how to get
+the live one.
 
-The matrices come from :class:`fwbook.core.models.FastWeightsCore` in its explicit form::
+The matrices come from the model's core in its explicit form (``memory="explicit"``)::
 
     (Eq. 1)  A(t) = λ A(t-1) + η h(t) h(t)ᵀ
 
@@ -23,11 +24,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import nn
 
-from fwbook.core.data import encode
-from fwbook.core.models import FastWeightsCore, FastWeightsRNN, ModelConfig, build_model
+from fwbook.chapters.explorer import bundle_with_fallback
 from fwbook.chapters.plots import use_house_style
+from fwbook.core.data import encode
+from fwbook.core.models import FastWeightsRNN, ModelConfig, build_model, variant
 
 DEFAULT_TEXT = "c9k8j3f1??c"
 
@@ -53,10 +54,8 @@ class FastWeightsHistory:
 
 def untrained_model(hidden: int = 20, seed: int = 0) -> FastWeightsRNN:
     """A freshly initialised fast-weights RNN, the same for the same ``seed`` (global RNG untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(ModelConfig(model="fast_weights", hidden=hidden, memory="explicit"))
-    return model.eval()
+    return build_model(ModelConfig(model="fast_weights", hidden=hidden, memory="explicit"),
+                       seed=seed).eval()
 
 
 def fast_weights_history(text: str = DEFAULT_TEXT, decay: float = 0.95, fast_lr: float = 0.5,
@@ -77,28 +76,22 @@ def fast_weights_history(text: str = DEFAULT_TEXT, decay: float = 0.95, fast_lr:
     Returns:
         a :class:`FastWeightsHistory` with A(t) of shape (T, H, H).
     """
-    if not 0.0 <= float(decay) <= 1.0:
-        raise ValueError(f"decay (λ) must lie in [0, 1], got {decay!r}")
-    if float(fast_lr) < 0.0:
-        raise ValueError(f"fast_lr (η) must be >= 0, got {fast_lr!r}")
     if model is None:
         model = untrained_model(hidden, seed)
     if not isinstance(model, FastWeightsRNN):
         raise TypeError(f"model must be a FastWeightsRNN, got {type(model).__name__}")
     tokens = encode(text)  # (T,)
-    source = model.core
-    core = FastWeightsCore(source.hidden, decay, fast_lr, source.inner_steps,
-                           layer_norm=isinstance(source.norm, nn.LayerNorm), memory="explicit")
-    core.load_state_dict(source.state_dict())  # W and the layer norm of the model
-    parameter = model.input_weight
-    core = core.to(device=parameter.device, dtype=parameter.dtype)
+    # the model's slow weights (C, W, the layer norm, S) under this λ and η, stepped explicitly
+    # (ModelConfig rejects a λ outside [0, 1] or a negative η)
+    probe = variant(model, memory="explicit", decay=float(decay), fast_lr=float(fast_lr))
+    core, parameter = probe.core, probe.input_weight
     with torch.no_grad():
-        drive = model.projected_input(tokens.to(parameter.device), model.input_weight,
-                                       model.bias)  # (T, H)  C x(t) + b
+        drive = probe.projected_input(tokens.to(parameter.device), probe.input_weight,
+                                       probe.bias)  # (T, H)  C x(t) + b
         state = core.initial_state(1, drive)
         matrices, states = [], []
         for t in range(drive.shape[0]):
-            # (Eq. 2) then (Eq. 1) A(t+1) = λ A(t) + η h(t+1) h(t+1)ᵀ, inside FastWeightsCore.step
+            # (Eq. 2) then (Eq. 1) A(t+1) = λ A(t) + η h(t+1) h(t+1)ᵀ, inside core.step
             state, _ = core.step(drive[t].unsqueeze(0), state)
             matrices.append(state.fast_weights[0].cpu())  # (H, H)
             states.append(state.h[0].cpu())  # (H,)
@@ -163,32 +156,6 @@ def fast_weights_small_multiples(decays: Sequence[float] = (0.5, 0.8, 0.95, 1.0)
     return fig
 
 
-def fast_weights_timeline(text: str = DEFAULT_TEXT, decay: float = 0.95, fast_lr: float = 0.5,
-                          model: Optional[FastWeightsRNN] = None, hidden: int = 20,
-                          seed: int = 0, columns: int = 6) -> Figure:
-    """A(t) after every token of ``text``: the static counterpart of the explorer's t slider."""
-    use_house_style()
-    history = fast_weights_history(text, decay, fast_lr, model, hidden, seed)
-    steps = len(text)
-    rows = -(-steps // columns)
-    limit = float(np.abs(history.fast_weights).max()) or 1.0
-    fig, axes = plt.subplots(rows, columns, squeeze=False,
-                             figsize=(1.9 * columns + 1.0, 2.0 * rows + 0.6),
-                             layout="constrained")
-    image = None
-    for index, ax in enumerate(axes.flat):
-        if index >= steps:
-            ax.axis("off")
-            continue
-        image = _draw_matrix(ax, history.fast_weights[index], limit,
-                             f"t = {index + 1}: read {text[index]!r}",
-                             bool(history.fast_weights.min() >= 0))
-    fig.colorbar(image, ax=axes, fraction=0.025, pad=0.02, label="entry of A(t)")
-    fig.suptitle(f"A(t) while reading {text!r} (λ = {decay:g}, η = {fast_lr:g})", fontsize=11)
-    plt.close(fig)
-    return fig
-
-
 def _explorer_figure(history: FastWeightsHistory, step: int) -> Figure:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.6),
                                       gridspec_kw={"width_ratios": [1, 1.4]},
@@ -216,7 +183,7 @@ def fast_weights_explorer(model: Optional[FastWeightsRNN] = None, text: str = DE
     """An ipywidgets explorer of A(t): sliders for λ, η and t, a box for the text.
 
     Needs a live Jupyter kernel. In the rendered book (no kernel) its plain-text form says
-    so; show :func:`fast_weights_small_multiples` or :func:`fast_weights_timeline` next to it.
+    so; show :func:`fast_weights_small_multiples` next to it.
 
     Args:
         model: a :class:`FastWeightsRNN`; default an untrained one (``hidden``, ``seed``).
@@ -235,17 +202,11 @@ def fast_weights_explorer(model: Optional[FastWeightsRNN] = None, text: str = DE
 
     class FastWeightsExplorer(widgets.VBox):
         def _repr_mimebundle_(self, **kwargs):
-            bundle = super()._repr_mimebundle_(**kwargs)
-            if isinstance(bundle, tuple):
-                bundle = bundle[0]
-            bundle = dict(bundle or {})
-            bundle["text/plain"] = (
+            return bundle_with_fallback(  # browser_html: fwbook.chapters.explorer.book_fallback
+                super()._repr_mimebundle_(**kwargs), getattr(self, "browser_html", None),
                 "[Interactive explorer of A(t): sliders for λ, η and t. It needs a live "
                 "Jupyter kernel; run this notebook to use it. The static figures on this "
                 "page show the same quantities.]")
-            if getattr(self, "browser_html", None):  # the rendered book's in-browser explorer
-                bundle["text/html"] = self.browser_html  # (fwbook.chapters.explorer.book_fallback)
-            return bundle
 
     decay_slider = widgets.FloatSlider(value=decay, min=0.0, max=1.0, step=0.01,
                                        description="λ (decay)", continuous_update=False)

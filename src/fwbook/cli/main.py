@@ -1,9 +1,10 @@
 """Command line: ``fwbook COMMAND ...`` (also ``python -m fwbook COMMAND ...``).
 
 Every subcommand is a module of ``fwbook.cli`` named once, in ``SUBCOMMANDS``. Its
-``add_parser(subparsers, parser_class)`` registers the options, sets ``handler(args, parser)``
-(which returns the exit status) and returns the parser. ``fwbook NAME ...`` builds only NAME's
-parser, so a command imports only what it needs: ``fwbook book`` never imports torch.
+``add_parser(subparsers, parser_class)`` registers the subcommand under that name with its
+options and sets ``handler(args, parser)``, which returns the exit status. ``fwbook NAME ...``
+builds only NAME's parser, so a command imports only what it needs: ``fwbook book`` never
+imports torch.
 
 Bad values print one clear line and exit with status 2, before anything is written.
 """
@@ -14,7 +15,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from fwbook.cli import bench, book, sweep, train
+from fwbook.cli import attention, bench, book, catch, sweep, train
 from fwbook.cli.arguments import EXIT_INTERRUPTED, CommandParser
 
 SUBCOMMANDS = {  # name -> module, in the order `fwbook --help` lists them
@@ -22,17 +23,21 @@ SUBCOMMANDS = {  # name -> module, in the order `fwbook --help` lists them
     "bench": bench,
     "sweep": sweep,
     "book": book,
+    "catch": catch,  # chapter 8
+    "attention": attention,  # chapters 6 and 7
 }
 
 
 def build_parser(names: Sequence[str] = tuple(SUBCOMMANDS)) -> argparse.ArgumentParser:
     """The ``fwbook`` parser with the subcommands ``names`` (default: every one)."""
     parser = CommandParser(prog="fwbook", description="fwbook: fast weights (Ba et al. 2016), "
-                           "reproduced. Train models, benchmark them, run sweeps, build the book.")
+                           "reproduced. Train models, benchmark them, run sweeps, train the "
+                           "chapters' runs, build the book.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                        parser_class=CommandParser)
     for name in names:
-        command = SUBCOMMANDS[name].add_parser(subparsers, CommandParser)
+        SUBCOMMANDS[name].add_parser(subparsers, CommandParser)
+        command = subparsers.choices[name]
         command.set_defaults(command_parser=command)  # for the handler's usage errors
     return parser
 

@@ -421,11 +421,12 @@ def variant(model: RecurrentClassifier, **changes) -> RecurrentClassifier:
         ValueError: a change that alters the parameters (another model, another R, ...).
     """
     config = replace(model.config, **changes)
-    derived = build_model(config)
+    reference = next(model.parameters())
+    # seeded: the global RNG is left alone; moved first so float64 values load without rounding
+    derived = build_model(config, seed=0).to(device=reference.device, dtype=reference.dtype)
     try:
         derived.load_state_dict(model.state_dict())
     except RuntimeError as error:
         raise ValueError(f"variant: {', '.join(f'{k}={v!r}' for k, v in changes.items())} "
                          f"changes the model's parameters, not only its settings") from error
-    reference = next(model.parameters())
-    return derived.to(device=reference.device, dtype=reference.dtype).train(model.training)
+    return derived.train(model.training)

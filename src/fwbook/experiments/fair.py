@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
+from datetime import datetime, timedelta
 from pathlib import Path
-from statistics import mean, stdev
 from typing import Callable, Iterable, Optional
 
-from fwbook.experiments.grids import (PAPER_TABLE1, TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
-                          check_profile, retrieval_config)
-from fwbook.core.records import REPO_ROOT, read_record
+from fwbook.core.records import REPO_ROOT, load_records, read_record
 from fwbook.core.train import TrainConfig
+from fwbook.experiments.grids import (TABLE1_EXTRA_MODELS, TABLE1_HIDDEN, TABLE1_MODELS,
+                                      check_profile, retrieval_config)
+from fwbook.experiments.stats import summarize
 
 FAIR_DIR = REPO_ROOT / "results" / "fair"
 FAIR_INPUT_EMBEDDING = 100  # E: learned token embedding, N(0, 1) initialised
@@ -229,11 +231,14 @@ def cell_summary(directory: str | os.PathLike, model: str, hidden: int,
                  seeds: Iterable[int] = FAIR_SEEDS) -> dict:
     """What the records say about one cell under the protocol.
 
-    Returns ``{"model", "hidden", "selection": {lr: {"val_error", "step", "stop", "path"} or
-    None}, "chosen": select_lr(...) or None, "runs": [records at the chosen lr, by seed],
-    "mean", "std", "n"}`` (test errors as fractions; mean/std None without runs).
+    Returns ``{"model", "hidden", "selection": {lr: {"val_error", "step", "stop", "status",
+    "path", "record"} or None}, "chosen": select_lr(...) or None, "runs": [records at the
+    chosen lr, by seed], "state"}`` and :func:`summarize` of the runs' test errors (``n``,
+    ``mean``, ``std`` — None below two seeds —, ``min``, ``max``; fractions, not %).
+    ``state`` is one of :data:`CELL_STATES`.
     """
     directory = Path(directory)
+    seeds = tuple(seeds)
     selection = {}
     for lr in FAIR_LRS:
         record = _record(directory, fair_name(model, hidden, lr, SELECTION_SEED))
@@ -252,11 +257,22 @@ def cell_summary(directory: str | os.PathLike, model: str, hidden: int,
             record = _record(directory, fair_name(model, hidden, chosen["lr"], seed))
             if record is not None and record.get("test_error") is not None:
                 runs.append(record)
-    values = [run["test_error"] for run in runs]
-    return {"model": model, "hidden": hidden, "selection": selection, "chosen": chosen,
-            "runs": runs, "n": len(values),
-            "mean": mean(values) if values else None,
-            "std": stdev(values) if len(values) > 1 else (0.0 if values else None)}
+    cell = {"model": model, "hidden": hidden, "selection": selection, "chosen": chosen,
+            "runs": runs, **summarize(run["test_error"] for run in runs)}
+    return {**cell, "state": _cell_state(cell, len(seeds))}
+
+
+# What a cell is waiting for, in the order a cell goes through them.
+CELL_STATES = ("not run yet", "selecting", "seeds", "finished", "diverged")
+
+
+def _cell_state(cell: dict, seeds: int) -> str:
+    if cell["chosen"] is None:
+        started = any(entry is not None for entry in cell["selection"].values())
+        return "selecting" if started else "not run yet"
+    if cell["chosen"]["lr"] is None:
+        return "diverged"
+    return "finished" if cell["n"] >= seeds else "seeds"
 
 
 def fair_cells(directory: str | os.PathLike = FAIR_DIR, models: Iterable[str] = FAIR_MODELS,
@@ -264,96 +280,56 @@ def fair_cells(directory: str | os.PathLike = FAIR_DIR, models: Iterable[str] = 
     return [cell_summary(directory, model, r) for model in models for r in sorted(hidden)]
 
 
-def _percent(value: Optional[float], spread: Optional[float] = None, n: Optional[int] = None
-             ) -> str:
-    if value is None:
-        return "not run yet"
-    text = f"{100 * value:.2f}"
-    if spread is not None and n and n > 1:
-        text += f" ± {100 * spread:.2f}"
-    if n is not None:
-        text += f" (n={n})"
-    return text
+def cell_runs(cell: dict) -> list[dict]:
+    """Every finished run of a cell: its selection runs (one per learning rate, seed
+    ``SELECTION_SEED``), then the other seeds at the chosen learning rate."""
+    records = [entry["record"] for entry in cell["selection"].values() if entry is not None]
+    return records + [run for run in cell["runs"] if run.get("seed") != SELECTION_SEED]
 
 
-MODEL_LABELS = {"irnn": "IRNN", "lstm": "LSTM", "alstm": "A-LSTM", "fast_weights": "Fast weights",
-                "ln_irnn": "LN-IRNN (ours, extra)"}
+def still_improving(record: dict) -> bool:
+    """Whether the cap, not the patience, ended a run while it was still improving: its lowest
+    validation error was at its last evaluation."""
+    early = record.get("early_stopping") or {}
+    return early.get("stop_reason") == "cap" and early.get("best_step") == record.get("steps_done")
 
 
-def comparison_markdown(cells: list[dict], today: dict[tuple[str, int], dict]) -> str:
-    """Table: per model and R, the fair protocol's test error beside today's table (one-hot,
-    fixed budget) and the paper's number; and the chosen learning rate and stopping points.
-
-    Args:
-        cells: :func:`fair_cells`.
-        today: (model, R) -> ``{"mean", "std", "n"}`` of today's Table 1 in % (the cells of
-            ``fwbook.chapters.ch05_results.table1_rows``).
-    """
-    lines = ["| model | R | fair protocol: test error (%) | chosen lr (val. error at best) "
-             "| best update / stop, per seed | today's Table 1 (%) | paper (%) |",
-             "|---|---:|---:|---|---|---:|---:|"]
+def capped_cells(cells: list[dict]) -> list[dict]:
+    """The cells whose runs at the chosen learning rate the cap stopped while still improving:
+    ``{"model", "hidden", "lr", "runs": runs at the chosen lr, "capped": [their names], "cap":
+    the cap in updates}``, in the order of ``cells``."""
+    found = []
     for cell in cells:
-        model, r = cell["model"], cell["hidden"]
-        chosen = cell["chosen"]
-        if chosen is None:
-            done = sum(1 for s in cell["selection"].values() if s is not None)
-            lr_text = f"selecting ({done} of {len(FAIR_LRS)} learning rates run)"
-        elif chosen["lr"] is None:
-            lr_text = chosen["reason"]
-        else:
-            lr_text = f"{lr_label(chosen['lr'])} ({100 * chosen['val_error']:.2f}%)"
-        stops = ", ".join(f"{run['early_stopping']['best_step']:,} / {run['steps_done']:,}"
-                          for run in cell["runs"]) or "—"
-        now = today.get((model, r))
-        now_text = "not run yet"
-        if now and now.get("n"):
-            now_text = _percent(now["mean"] / 100, now["std"] / 100, now["n"])
-        paper = PAPER_TABLE1.get((model, r))
-        paper_text = "—" if paper is None else f"{paper:g}"
-        lines.append(f"| {MODEL_LABELS[model]} | {r} | "
-                     f"{_percent(cell['mean'], cell['std'], cell['n'] if cell['n'] else None)} | "
-                     f"{lr_text} | {stops} | {now_text} | {paper_text} |")
-    return "\n".join(lines)
+        capped = [run["name"] for run in cell["runs"] if still_improving(run)]
+        if capped:
+            found.append({"model": cell["model"], "hidden": cell["hidden"],
+                          "lr": cell["chosen"]["lr"], "runs": cell["n"], "capped": capped,
+                          "cap": cell["runs"][0]["config"]["steps"]})
+    return found
 
 
-def selection_markdown(cells: list[dict]) -> str:
-    """Every selection run: per cell and learning rate, the lowest validation error, the update
-    it was reached at and where the run stopped (read from the committed records)."""
-    lines = ["| model | R | " + " | ".join(f"lr {lr_label(lr)}" for lr in FAIR_LRS) + " |",
-             "|---|---:|" + "---|" * len(FAIR_LRS)]
-    for cell in cells:
-        parts = []
-        for lr in FAIR_LRS:
-            entry = cell["selection"][lr]
-            if entry is None:
-                parts.append("not run yet")
-            elif entry["val_error"] is None:
-                parts.append(entry["status"])
-            else:
-                mark = " **chosen**" if cell["chosen"] and cell["chosen"]["lr"] == lr else ""
-                parts.append(f"{100 * entry['val_error']:.2f}% at {entry['step']:,} "
-                             f"(stopped {entry['stop']:,}){mark}")
-        lines.append(f"| {MODEL_LABELS[cell['model']]} | {cell['hidden']} | "
-                     + " | ".join(parts) + " |")
-    return "\n".join(lines)
-
-
-def fair_verdict(cells: list[dict], hidden: int = 20, min_seeds: int = 3) -> dict:
+def fair_verdict(cells: list[dict], hidden: int = 20, min_seeds: int = len(FAIR_SEEDS)) -> dict:
     """Does fast weights beat every control at R = ``hidden`` under the protocol?
 
-    Returns ``{"decided": bool, "survives": bool or None, "missing": [cells without
-    min_seeds runs], "fast_weights": mean, "best_control": (model, mean) or None}``.
-    The claim survives when fast weights' mean test error is below every control's mean and
-    below the best control's lowest seed.
+    Returns ``{"decided": bool, "survives": bool or None, "missing": [models without
+    min_seeds runs], "fast_weights": mean, "best_control": (model, mean) or None,
+    "fast_weights_capped": the fraction of fast weights' runs the cap stopped while still
+    improving (None without runs), "controls_capped": {model: that fraction}}``. The claim
+    survives when fast weights' mean test error is below every control's mean and below the
+    best control's lowest seed.
     """
     at_r = {cell["model"]: cell for cell in cells if cell["hidden"] == hidden}
-    missing = [MODEL_LABELS[m] for m, cell in at_r.items() if cell["n"] < min_seeds]
+    missing = [m for m, cell in at_r.items() if cell["n"] < min_seeds]
     fw = at_r.get("fast_weights")
     controls = {m: cell for m, cell in at_r.items() if m != "fast_weights" and cell["n"]}
     best = min(controls.items(), key=lambda item: item[1]["mean"]) if controls else None
+    capped = {entry["model"]: len(entry["capped"]) / entry["runs"]
+              for entry in capped_cells(list(at_r.values()))}
     result = {"decided": not missing and fw is not None, "missing": missing,
               "fast_weights": fw["mean"] if fw else None,
-              "best_control": (best[0], best[1]["mean"]) if best else None, "survives": None}
+              "best_control": (best[0], best[1]["mean"]) if best else None, "survives": None,
+              "fast_weights_capped": capped.get("fast_weights", 0.0) if fw and fw["n"] else None,
+              "controls_capped": {m: capped.get(m, 0.0) for m in controls}}
     if fw and fw["n"] and best:
         lowest_control_seed = min(run["test_error"] for run in best[1]["runs"])
         result["survives"] = fw["mean"] < best[1]["mean"] and fw["mean"] < lowest_control_seed
@@ -395,147 +371,47 @@ def finding_rows(fair_directory: str | os.PathLike = FAIR_DIR,
     return rows
 
 
-def validation_curves_figure(cells: list[dict]):
-    """Validation error against updates for every finished run of every cell (one panel per
-    model and R; colour: learning rate; a dot where each run's lowest validation error was;
-    the error axis is linear below 1% and logarithmic above, so 0.1% and 60% both show)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-
-    models = sorted({cell["model"] for cell in cells}, key=CELL_ORDER.index)
-    hidden = sorted({cell["hidden"] for cell in cells})
-    figure, axes = plt.subplots(len(models), len(hidden), figsize=(3.2 * len(hidden),
-                                2.2 * len(models)), sharex=True, sharey=True, squeeze=False)
-    colours = dict(zip(FAIR_LRS, ("tab:blue", "tab:orange", "tab:green")))
-    for cell in cells:
-        axis = axes[models.index(cell["model"])][hidden.index(cell["hidden"])]
-        records = [s["record"] for s in cell["selection"].values() if s is not None]
-        records += [run for run in cell["runs"] if run.get("seed") != SELECTION_SEED]
-        for record in records:
-            curves = record["curves"]
-            lr = record["config"]["lr"]
-            axis.plot(curves["step"], [100 * v for v in curves["val_error"]],
-                      color=colours.get(lr, "grey"), lw=1,
-                      ls="-" if record.get("seed") == SELECTION_SEED else ":")
-            best = best_validation(record)
-            if best is not None:
-                axis.plot([best[2]], [100 * best[0]], "o", color=colours.get(lr, "grey"), ms=3)
-        if not records:
-            axis.text(0.5, 0.5, "not run yet", ha="center", va="center",
-                      transform=axis.transAxes, color="grey")
-        axis.set_title(f"{MODEL_LABELS[cell['model']].split(' (')[0]}, R = {cell['hidden']}",
-                       fontsize=9)
-        axis.set_yscale("symlog", linthresh=1.0)  # linear below 1%, logarithmic above
-        axis.set_ylim(0, 100)
-        axis.set_yticks([0, 1, 10, 100])
-        axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    for axis in axes[-1]:
-        axis.set_xlabel("update")
-    for row in axes:
-        row[0].set_ylabel("val. error (%)")
-    handles = [plt.Line2D([], [], color=c, label=f"lr {lr_label(lr)}") for lr, c in colours.items()]
-    figure.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False)
-    figure.tight_layout(rect=(0, 0, 1, 0.96))
-    return figure
-
-
 def compute_by_model(directory: str | os.PathLike = FAIR_DIR) -> dict[str, dict]:
     """Training wall time spent on the protocol's records, per model: runs, hours, median
-    minutes per run, mean updates per run."""
-    from fwbook.core.records import load_records
-
+    minutes per run, updates in all and per run (mean)."""
     spent: dict[str, list[dict]] = {}
     for record in load_records(directory):
         spent.setdefault(record["model"], []).append(record)
     result = {}
     for model, records in spent.items():
-        walls = sorted(float(r.get("wall_s") or 0.0) for r in records)
-        middle = len(walls) // 2
-        median = walls[middle] if len(walls) % 2 else (walls[middle - 1] + walls[middle]) / 2
+        walls = [float(r.get("wall_s") or 0.0) for r in records]
+        updates = [r.get("steps_done", 0) for r in records]
         result[model] = {"runs": len(records), "hours": sum(walls) / 3600,
-                         "median_minutes": median / 60,
-                         "mean_updates": mean(r.get("steps_done", 0) for r in records)}
+                         "median_minutes": statistics.median(walls) / 60,
+                         "updates": sum(updates), "mean_updates": sum(updates) / len(updates)}
     return result
 
 
+def protocol_compute(directory: str | os.PathLike = FAIR_DIR) -> dict:
+    """The compute the protocol has spent so far: :func:`compute_by_model` (``by_model``), its
+    totals (``runs``, ``hours``, ``updates``) and the wall-clock time from the first run's start
+    to the last run's end (``first_start``, ``last_end``, ``elapsed_hours``; None without
+    records). A run's end is its ``started_at`` plus its training wall time; a resumed run's
+    ``started_at`` is its last resume, so ``last_end`` errs late, never early."""
+    by_model = compute_by_model(directory)
+    spans = []
+    for record in load_records(directory):
+        if record.get("started_at"):
+            start = datetime.fromisoformat(record["started_at"])
+            spans.append((start, start + timedelta(seconds=float(record.get("wall_s") or 0.0))))
+    first = min(start for start, _ in spans) if spans else None
+    last = max(end for _, end in spans) if spans else None
+    return {"by_model": by_model, "runs": sum(m["runs"] for m in by_model.values()),
+            "hours": sum(m["hours"] for m in by_model.values()),
+            "updates": sum(m["updates"] for m in by_model.values()),
+            "first_start": first, "last_end": last,
+            "elapsed_hours": (last - first).total_seconds() / 3600 if spans else None}
+
+
 def today_cells(rows: list[dict]) -> dict[tuple[str, int], dict]:
-    """``fwbook.chapters.ch05_results.table1_rows`` as (model, R) -> cell (in %), for
-    :func:`comparison_markdown`."""
+    """``fwbook.experiments.table1.table1_rows`` as (model, R) -> cell (in %), to set beside
+    the protocol's cells."""
     return {(row["model"], r): cell for row in rows for r, cell in row["cells"].items()}
-
-
-def verdict_markdown(cells: list[dict], today: dict[tuple[str, int], dict],
-                     hidden: int = 20) -> str:
-    """The recomputed verdict on the paper's claim at R = ``hidden``, and, per control, whether
-    the protocol made it at least as good as today's table; every number from the records."""
-    verdict = fair_verdict(cells, hidden)
-    lines = []
-    fw = verdict["fast_weights"]
-    best = verdict["best_control"]
-    if verdict["missing"]:
-        lines.append(f"- **Not decided yet at R = {hidden}**: fewer than 3 seeds under the "
-                     f"protocol for {', '.join(verdict['missing'])}.")
-    if fw is not None and best is not None:
-        label = MODEL_LABELS[best[0]]
-        holds = "holds" if verdict["survives"] else "does **not** hold"
-        scope = "" if verdict["decided"] else " among the cells finished so far"
-        lines.append(f"- **The paper's claim at R = {hidden}** (fast weights beat every control)"
-                     f" {holds}{scope}: fast weights {100 * fw:.2f}% against the best control,"
-                     f" {label}, at {100 * best[1]:.2f}% (means over the seeds finished).")
-    for cell in cells:
-        if cell["model"] == "fast_weights" or not cell["n"]:
-            continue
-        now = today.get((cell["model"], cell["hidden"]))
-        if not now or not now.get("n"):
-            continue
-        better = 100 * cell["mean"] <= now["mean"]
-        provisional = " (provisional: fewer than 3 seeds)" if cell["n"] < 3 else ""
-        lines.append(f"- {MODEL_LABELS[cell['model']]}, R = {cell['hidden']}{provisional}: "
-                     f"{100 * cell['mean']:.2f}% under the protocol (n={cell['n']}) against "
-                     f"{now['mean']:.2f}% in today's table (n={now['n']}): "
-                     + ("at least as good." if better else "**worse**; see its validation "
-                        "curves and chosen learning rate."))
-    capped = still_improving(cells)
-    if capped:
-        lines.append(f"- **Still improving at the cap** ({len(capped)} runs; their lowest "
-                     f"validation error was at their last evaluation, so the cap, not the "
-                     f"patience, ended them): " + ", ".join(capped) + ".")
-    if not lines:
-        lines.append("- No cell has finished under the protocol yet.")
-    return "\n".join(lines)
-
-
-def still_improving(cells: list[dict]) -> list[str]:
-    """Names of the finished runs stopped by the cap with their best at the last update."""
-    names = []
-    for cell in cells:
-        records = [s["record"] for s in cell["selection"].values() if s is not None]
-        records += [run for run in cell["runs"] if run.get("seed") != SELECTION_SEED]
-        for record in records:
-            early = record.get("early_stopping") or {}
-            if early.get("stop_reason") == "cap" and early.get("best_step") == record["steps_done"]:
-                names.append(record["name"])
-    return names
-
-
-def finding_markdown(rows: list[dict]) -> str:
-    """The LSTM plateau finding as a table, one row per seed (from :func:`finding_rows`)."""
-    def part(entry):
-        if entry is None:
-            return "not run yet", "—", "—"
-        below = f"{entry['below_50']:,}" if entry["below_50"] is not None else "never"
-        at = [f"{100 * entry[k]:.2f}%" if entry[k] is not None else "—"
-              for k in ("at_5000", "at_10000")]
-        return below, *at
-
-    lines = ["| seed | one-hot: val. error < 50% first at update | one-hot: val. error at "
-             "5,000 / 10,000 | embedding: val. error < 50% first at update | embedding: "
-             "val. error at 5,000 / 10,000 |", "|---:|---:|---:|---:|---:|"]
-    for row in rows:
-        a = part(row["one_hot"])
-        b = part(row["embedding"])
-        lines.append(f"| {row['seed']} | {a[0]} | {a[1]} / {a[2]} | {b[0]} | {b[1]} / {b[2]} |")
-    return "\n".join(lines)
 
 
 def projection(directory: str | os.PathLike = FAIR_DIR, profile: str = "paper") -> dict:

@@ -14,9 +14,11 @@ configuration by name and profile.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 from fwbook.core.models import ModelConfig
+from fwbook.core.records import REPO_ROOT, config_hash, load_records
 from fwbook.core.train import TrainConfig, with_overrides
 
 PROFILES = ("smoke", "quick", "paper")
@@ -109,12 +111,6 @@ def run_name(model: str, hidden: int, seed: int, recipe: str = "") -> str:
     return f"{recipe}_{stem}" if recipe else stem
 
 
-def paper_recipe_config(seed: int = 0, profile: str = "paper", model: str = "fast_weights",
-                        hidden: int = 20) -> TrainConfig:
-    """The paper's stated recipe (Adam lr 1e-4, batch 128) at the profile's budget and data."""
-    return recipe_config("paper_recipe", seed, profile, model, hidden)
-
-
 def recipe_config(recipe: str, seed: int = 0, profile: str = "paper", model: str = "fast_weights",
                   hidden: int = 20) -> TrainConfig:
     """A named recipe of ``EXTRA_RECIPES`` (at the profile's budget, or a multiple of it) or
@@ -200,3 +196,29 @@ def table1_configs(profile: str = "paper", seeds: tuple[int, ...] = TABLE1_SEEDS
         else:
             configs[name] = retrieval_config(model, r, profile, seed)
     return configs
+
+
+def load_table1_records(profile: str = "paper", directory=None, seeds: Sequence[int] = range(10),
+                        **match) -> list[dict]:
+    """Committed Table 1 records (``results/table1/``) made with exactly the profile's recipe.
+
+    A record is used only when its ``config_hash`` equals that of a configuration of
+    ``fwbook.experiments.grids.table1_configs(profile, seeds, paper_recipe=False)``: runs with the
+    paper's own lr of 1e-4 (``paper_recipe_*``) or any other configuration are left out.
+
+    Args:
+        profile: the profile whose recipe the records must match.
+        directory: default ``results/table1`` in the repository.
+        seeds: the seeds to accept.
+        match: further top-level fields to select on (``model="ln_irnn"``, ``hidden=20``).
+    Returns:
+        the matching records (an empty list when there are none or the folder is missing).
+    """
+    directory = Path(directory) if directory is not None else REPO_ROOT / "results" / "table1"
+    if not directory.exists():
+        return []
+    wanted = {config_hash(config.to_dict())
+              for config in table1_configs(profile, seeds=tuple(seeds),
+                                           paper_recipe=False).values()}
+    return [record for record in load_records(directory, **match)
+            if record.get("config_hash") in wanted]

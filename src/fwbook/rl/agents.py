@@ -20,21 +20,23 @@ treated as a constant in the policy term, and backpropagation through the whole 
 The paper used A3C (Mnih et al. 2016): asynchronous workers with n-step returns and RMSProp;
 here one process, whole episodes and Adam (see the chapter's deviations box).
 
-Run from the command line::
+Each run writes one record in the format of :mod:`fwbook.core.records` (``config_hash``,
+provenance, ``wall_s``, ``started_at``), plus the Catch fields ``kind``, ``curves`` and
+``final_greedy_catch_rate``. :func:`run_profile` is the runner for many runs; the associative
+retrieval sweeps (:mod:`fwbook.experiments.sweep`) cannot run these, as they train a
+``TrainConfig`` through :func:`fwbook.core.train.train`, but the runner shares their rule: a run
+whose record exists with the same ``config_hash`` is never redone. From the command line::
 
-    python -m fwbook.rl.agents paper --out results/catch --workers 2
+    fwbook catch paper --out results/catch --workers 2
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
-import os
-import platform
-import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -43,15 +45,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fwbook.rl.catch import NUM_ACTIONS, VectorCatch, check_game_size
 from fwbook.core.models import FastWeightsCore
-from fwbook.core.records import git_commit, write_json_atomic
+from fwbook.core.records import (RECORD_SCHEMA, REPO_ROOT, config_hash, provenance, read_record,
+                                 write_record)
+from fwbook.core.train import resolve_device
+from fwbook.experiments.sweep import existing_record, record_path
+from fwbook.rl.catch import NUM_ACTIONS, VectorCatch, check_game_size
 
 CORES = ("fast_weights", "irnn", "lstm")
 PROFILES = ("smoke", "quick", "paper")
 RECORD_KIND = "catch_a2c"
-RECORD_SCHEMA = 1
-REPO_ROOT = Path(__file__).resolve().parents[3]
 RESULTS_DIR = REPO_ROOT / "results" / "catch"
 
 
@@ -115,12 +118,6 @@ def profile_config(profile: str, core: str) -> AgentConfig:
     if profile not in PROFILE_CONFIGS:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
     return AgentConfig(core=core, **PROFILE_CONFIGS[profile])
-
-
-def config_hash(config: AgentConfig | dict) -> str:
-    """Short hash of a configuration: a cached record is used only when this matches."""
-    data = config.to_dict() if isinstance(config, AgentConfig) else dict(config)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,6 +202,14 @@ class CatchAgent(nn.Module):
         return self.policy(h), self.value(h).squeeze(1), state
 
 
+def build_agent(config: AgentConfig, seed: int) -> CatchAgent:
+    """The agent ``torch.manual_seed(seed)`` and a build give; the global random state is
+    left as it was (as :func:`fwbook.core.models.build_model` does for the retrieval models)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return CatchAgent(config)
+
+
 def play(agent: CatchAgent, env: VectorCatch, generator: Optional[torch.Generator] = None,
          greedy: bool = False) -> dict:
     """Play one batch of episodes.
@@ -259,12 +264,6 @@ def a2c_loss(episode: dict, config: AgentConfig) -> tuple[torch.Tensor, dict]:
                   "entropy": entropy.item()}
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def evaluate(agent: CatchAgent, config: AgentConfig, seed: int, device: torch.device) -> float:
     """Catch rate of the greedy policy on ``config.eval_episodes`` fresh games."""
     env = VectorCatch(config.eval_episodes, config.size, config.visible_steps, device,
@@ -274,20 +273,14 @@ def evaluate(agent: CatchAgent, config: AgentConfig, seed: int, device: torch.de
     return float((episode["rewards"][:, -1] > 0).float().mean())
 
 
-def _git_commit() -> str:
-    """HEAD, with ``-dirty`` when the code a Catch run uses differs from it."""
-    return git_commit(REPO_ROOT, ["src/fwbook/rl/catch.py", "src/fwbook/rl/agents.py",
-                                  "src/fwbook/core/models.py"])
-
-
-def record_name(config: AgentConfig, seed: int, profile: Optional[str] = None) -> str:
+def run_name(config: AgentConfig, seed: int, profile: Optional[str] = None) -> str:
+    """``paper_lstm_seed0``: the record's ``name`` and its file name without ``.json``."""
     prefix = f"{profile}_" if profile else ""
-    return f"{prefix}{config.core}_seed{seed}.json"
+    return f"{prefix}{config.core}_seed{seed}"
 
 
-def write_record(record: dict, path: str | Path) -> Path:
-    """Write a record as JSON atomically (temporary file renamed into place)."""
-    return write_json_atomic(path, record)
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def train(config: AgentConfig, seed: int = 0, device: str = "auto",
@@ -298,24 +291,25 @@ def train(config: AgentConfig, seed: int = 0, device: str = "auto",
     Args:
         config: the run's :class:`AgentConfig`.
         seed: seeds the weights, the games and the action sampling (deterministic on CPU).
-        device: "auto", "cpu", "cuda", ...
-        out: a JSON file, or a directory (the file is named by profile, core and seed).
+        device: "auto", "cpu", "cuda", ... (:func:`fwbook.core.train.resolve_device`).
+        out: a JSON file, or a directory (the file is ``<run_name>.json``).
         quiet: no progress bar.
         profile: name stored in the record.
     Returns:
-        the record: config, config_hash, seed, profile, curves (episodes, mean_return,
-        catch_rate per point), final greedy catch rate, wall time, device, versions.
+        the record: ``kind``, ``name``, ``profile``, ``seed``, ``config``, ``config_hash``,
+        ``final_greedy_catch_rate``, the provenance of :func:`fwbook.core.records.provenance`,
+        ``wall_s``, ``train_s``, ``started_at``, ``finished_at`` and ``curves`` (per point:
+        ``step`` = update, ``episodes``, ``mean_return``, ``catch_rate``, ``entropy``).
     """
     from tqdm.auto import tqdm
 
     device = resolve_device(device)
-    commit, started = _git_commit(), time.strftime("%Y-%m-%dT%H:%M:%S%z")  # the code that ran
-    torch.manual_seed(seed)  # initial weights
-    agent = CatchAgent(config).to(device)
+    origin, started_at = provenance(device), _now()  # the code that ran, and where
+    agent = build_agent(config, seed).to(device)  # initial weights
     env = VectorCatch(config.batch, config.size, config.visible_steps, device, seed=seed)
     sampler = torch.Generator().manual_seed(seed + 1)  # action sampling
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
-    curves = {"update": [], "episodes": [], "mean_return": [], "catch_rate": [], "entropy": []}
+    curves = {"step": [], "episodes": [], "mean_return": [], "catch_rate": [], "entropy": []}
     window_returns, window_entropy = [], []
     start = time.perf_counter()
     bar = tqdm(range(1, config.updates + 1), disable=quiet, leave=False,
@@ -331,7 +325,7 @@ def train(config: AgentConfig, seed: int = 0, device: str = "auto",
         window_entropy.append(parts["entropy"])
         if update % config.log_every == 0 or update == config.updates:
             mean_return = float(np.mean(window_returns))
-            curves["update"].append(update)
+            curves["step"].append(update)
             curves["episodes"].append(update * config.batch)
             curves["mean_return"].append(mean_return)
             curves["catch_rate"].append((mean_return + 1) / 2)  # return is +1 or -1
@@ -340,33 +334,32 @@ def train(config: AgentConfig, seed: int = 0, device: str = "auto",
             bar.set_postfix(catch=f"{curves['catch_rate'][-1]:.2f}")
     train_seconds = time.perf_counter() - start
     final = evaluate(agent, config, seed, device)
+    config_dict = config.to_dict()
     record = {
-        "kind": RECORD_KIND, "schema": RECORD_SCHEMA, "profile": profile,
-        "config": config.to_dict(), "config_hash": config_hash(config), "seed": seed,
-        "curves": curves, "final_greedy_catch_rate": final,
-        "wall_time_s": time.perf_counter() - start, "train_time_s": train_seconds,
-        "device": {"type": device.type,
-                   "name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                            else platform.processor() or platform.machine()),
-                   "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "numpy": np.__version__},
-        "commit": commit, "started": started,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "kind": RECORD_KIND, "schema": RECORD_SCHEMA, "status": "completed",
+        "name": run_name(config, seed, profile), "profile": profile, "seed": seed,
+        "config": config_dict, "config_hash": config_hash(config_dict),
+        "final_greedy_catch_rate": final, **origin,
+        "wall_s": round(time.perf_counter() - start, 2), "train_s": round(train_seconds, 2),
+        "started_at": started_at, "finished_at": _now(), "curves": curves,
     }
     if out is not None:
         out = Path(out)
         if out.suffix != ".json":
-            out = out / record_name(config, seed, profile)
-        record["path"] = str(out)
-        write_record(record, out)
+            out = record_path(out, record["name"])
+        write_record(out, record)
     return record
 
 
-def _train_job(job: tuple) -> dict:
-    profile, core, seed, device, out = job
+def _train_job(profile: str, core: str, seed: int, device: str, out: Optional[str]) -> dict:
     torch.set_num_threads(1)
     return train(profile_config(profile, core), seed, device, out, quiet=True, profile=profile)
+
+
+def _report(record: dict, reused: bool = False) -> None:
+    done = "already recorded" if reused else f"in {record['wall_s']:.1f} s"
+    print(f"{record['config']['core']:>12} seed {record['seed']}: greedy catch rate "
+          f"{record['final_greedy_catch_rate']:.3f} {done}", flush=True)
 
 
 def run_profile(profile: str = "quick", cores: Sequence[str] = CORES,
@@ -375,32 +368,42 @@ def run_profile(profile: str = "quick", cores: Sequence[str] = CORES,
                 quiet: bool = False) -> list[dict]:
     """Train every (core, seed) of a profile; returns the records in (core, seed) order.
 
-    ``workers > 1`` runs jobs in that many single-threaded processes.
+    With ``out`` (a directory) a run whose record is there with the same ``config_hash`` is
+    read back, not trained again; a record there with another configuration raises
+    :class:`fwbook.experiments.sweep.SweepConfigMismatch` before anything is trained.
+    ``workers > 1`` trains in that many single-threaded processes.
     """
     seeds = PROFILE_SEEDS[profile] if seeds is None else tuple(seeds)
-    jobs = [(profile, core, seed, device, out) for core in cores for seed in seeds]
-    if workers <= 1:
-        torch.set_num_threads(1)
-        records = []
-        for job in jobs:
-            records.append(_train_job(job))
+    jobs = [(core, seed) for core in cores for seed in seeds]
+    records = {}
+    for core, seed in jobs:
+        config = profile_config(profile, core)
+        found = None if out is None else existing_record(out, run_name(config, seed, profile),
+                                                         config)
+        if found is not None:
+            records[core, seed] = found
             if not quiet:
-                r = records[-1]
-                print(f"{r['config']['core']:>12} seed {r['seed']}: greedy catch rate "
-                      f"{r['final_greedy_catch_rate']:.3f} in {r['wall_time_s']:.1f} s",
-                      flush=True)
-        return records
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(workers) as pool:
-        records = []
-        for r in pool.imap(_train_job, jobs):
-            records.append(r)
-            if not quiet:
-                print(f"{r['config']['core']:>12} seed {r['seed']}: greedy catch rate "
-                      f"{r['final_greedy_catch_rate']:.3f} in {r['wall_time_s']:.1f} s",
-                      flush=True)
-    return records
+                _report(found, reused=True)
+    todo = [job for job in jobs if job not in records]
+    arguments = [(profile, core, seed, device, None if out is None else str(out))
+                 for core, seed in todo]
+    if workers <= 1 or len(todo) <= 1:
+        threads = torch.get_num_threads()
+        try:
+            finished = (_train_job(*job) for job in arguments)
+            for job, record in zip(todo, finished):
+                records[job] = record
+                if not quiet:
+                    _report(record)
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+            for job, record in zip(todo, pool.map(_train_job, *zip(*arguments))):
+                records[job] = record
+                if not quiet:
+                    _report(record)
+    return [records[job] for job in jobs]
 
 
 def load_records(directory: str | Path = RESULTS_DIR, profile: str = "paper",
@@ -418,199 +421,13 @@ def load_records(directory: str | Path = RESULTS_DIR, profile: str = "paper",
     for core in cores:
         config = profile_config(profile, core)
         for seed in seeds:
-            path = directory / record_name(config, seed, profile)
+            path = record_path(directory, run_name(config, seed, profile))
             if not path.exists():
-                raise FileNotFoundError(f"no record {path}; run `python -m fwbook.rl.agents "
-                                        f"{profile} --out {directory}` first")
-            record = json.loads(path.read_text())
-            if record.get("config_hash") != config_hash(config):
+                raise FileNotFoundError(f"no record {path}; run `fwbook catch {profile} "
+                                        f"--out {directory}` first")
+            record = read_record(path)
+            if record.get("config_hash") != config_hash(config.to_dict()):
                 raise ValueError(f"{path} was made with a different configuration than the "
                                  f"{profile!r} profile now defines; rerun it")
             records.append(record)
     return records
-
-
-# --------------------------------------------------------------------------------------------
-# Summaries and figures
-# --------------------------------------------------------------------------------------------
-
-def _smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average over ``window`` points (shorter at the start)."""
-    cumulative = np.cumsum(np.insert(values, 0, 0.0))
-    idx = np.arange(1, len(values) + 1)
-    lo = np.maximum(idx - window, 0)
-    return (cumulative[idx] - cumulative[lo]) / (idx - lo)
-
-
-def episodes_to_reach(record: dict, threshold: float, window: int = 4) -> Optional[int]:
-    """Episodes until the smoothed training catch rate first reaches ``threshold`` (or None)."""
-    rates = _smooth(np.asarray(record["curves"]["catch_rate"]), window)
-    hits = np.nonzero(rates >= threshold)[0]
-    return int(record["curves"]["episodes"][hits[0]]) if len(hits) else None
-
-
-def summarize(records: Sequence[dict], threshold: float = 0.8, stable: float = 0.95
-              ) -> list[dict]:
-    """One row per core, aggregated over its seeds.
-
-    Columns: ``final_*`` greedy catch rate at the end; ``auc_*`` the mean training catch rate
-    over the whole run (area under the learning curve / its length); ``episodes_to_threshold``
-    per seed (None where the smoothed training catch rate never reached ``threshold``) and
-    ``reach_*`` their mean and spread, counting a seed that never got there as the whole
-    budget; ``worst_after_stable``: the lowest smoothed training catch rate of any seed after
-    it first reached ``stable`` (how steady learning stays; None if no seed got there);
-    ``wall_time_s_*`` per-run wall time.
-    """
-    rows = []
-    for core in CORES:
-        group = [r for r in records if r["config"]["core"] == core]
-        if not group:
-            continue
-        finals = np.array([r["final_greedy_catch_rate"] for r in group])
-        areas = np.array([np.mean(r["curves"]["catch_rate"]) for r in group])
-        reach = [episodes_to_reach(r, threshold) for r in group]
-        budget = [r["curves"]["episodes"][-1] for r in group]
-        reach_or_budget = np.array([b if e is None else e for e, b in zip(reach, budget)], float)
-        after = []
-        for r in group:
-            rates = _smooth(np.asarray(r["curves"]["catch_rate"]), 4)
-            hits = np.nonzero(rates >= stable)[0]
-            if len(hits):
-                after.append(float(rates[hits[0]:].min()))
-        rows.append({
-            "core": core, "seeds": [r["seed"] for r in group],
-            "final_mean": float(finals.mean()), "final_std": float(finals.std(ddof=0)),
-            "auc_mean": float(areas.mean()), "auc_std": float(areas.std(ddof=0)),
-            "episodes_to_threshold": reach, "threshold": threshold,
-            "reach_mean": float(reach_or_budget.mean()),
-            "reach_std": float(reach_or_budget.std(ddof=0)),
-            "stable": stable, "worst_after_stable": min(after) if after else None,
-            "wall_time_s_mean": float(np.mean([r["wall_time_s"] for r in group])),
-            "wall_time_s_total": float(np.sum([r["wall_time_s"] for r in group])),
-        })
-    return rows
-
-
-def elapsed_span_s(records: Sequence[dict]) -> float:
-    """Seconds from the first run's start to the last run's end (runs may overlap in workers)."""
-    from datetime import datetime
-
-    ends = [datetime.strptime(r["finished"], "%Y-%m-%dT%H:%M:%S%z").timestamp() for r in records]
-    starts = [end - r["wall_time_s"] for end, r in zip(ends, records)]
-    return max(ends) - min(starts)
-
-
-def _compare(fast: float, other: float, noise: float, higher_is_better: bool) -> str:
-    margin = (fast - other) if higher_is_better else (other - fast)
-    if margin == 0:
-        return "tie"
-    return "clear" if margin > noise else "within noise" if margin > 0 else "against"
-
-
-def learning_speed_verdict(rows: Sequence[dict]) -> str:
-    """A short paragraph, computed from :func:`summarize` rows: do fast weights learn fastest?
-
-    Two measures of speed, each against the *better* of the other cores on that measure:
-    episodes until the training catch rate first reaches the threshold (fewer is faster) and
-    the mean training catch rate over the whole run (higher is faster). A margin counts as
-    clear only when it is larger than the spread (standard deviation) over seeds of either
-    core; a smaller positive margin is "within noise".
-    """
-    by_core = {row["core"]: row for row in rows}
-    if "fast_weights" not in by_core or len(by_core) < 2:
-        return "Not enough cores to compare."
-    names = {"irnn": "IRNN", "lstm": "LSTM"}
-    fast = by_core["fast_weights"]
-    others = [row for row in rows if row["core"] != "fast_weights"]
-    quickest = min(others, key=lambda row: row["reach_mean"])
-    highest = max(others, key=lambda row: row["auc_mean"])
-    reach = _compare(fast["reach_mean"], quickest["reach_mean"],
-                     max(fast["reach_std"], quickest["reach_std"]), higher_is_better=False)
-    area = _compare(fast["auc_mean"], highest["auc_mean"],
-                    max(fast["auc_std"], highest["auc_std"]), higher_is_better=True)
-    outcomes = (reach, area)
-    favour = sum(o in ("clear", "within noise") for o in outcomes)
-    against = outcomes.count("against")
-    if outcomes == ("clear", "clear"):
-        head = "Yes."
-    elif "clear" in outcomes and not against:
-        head = "Yes, but not by a clear margin on every measure."
-    elif favour and not against:
-        head = "Not clearly: fast weights are ahead, but within the spread over seeds."
-    elif not favour:
-        head = "No."
-    else:
-        head = "Partly: the two measures disagree."
-    threshold = f"{fast['threshold']:.0%}"
-    if all(e is None for row in rows for e in row["episodes_to_threshold"]):
-        reach_text = f"No run reached a training catch rate of {threshold} within its budget."
-    else:
-        reach_text = (
-            f"Episodes until the training catch rate first reached {threshold} (a run that "
-            f"never did counts as its whole budget): {fast['reach_mean']:,.0f} ± "
-            f"{fast['reach_std']:,.0f} for fast weights against {quickest['reach_mean']:,.0f} ± "
-            f"{quickest['reach_std']:,.0f} for the {names[quickest['core']]}, the quicker "
-            f"control ({reach}).")
-    return (
-        f"{head} {reach_text} Mean training catch rate "
-        f"over the run: {fast['auc_mean']:.3f} ± {fast['auc_std']:.3f} against "
-        f"{highest['auc_mean']:.3f} ± {highest['auc_std']:.3f} for the "
-        f"{names[highest['core']]} ({area}). (Mean ± standard deviation over seeds.)")
-
-
-def plot_learning_curves(records: Sequence[dict], metric: str = "catch_rate",
-                         window: int = 4, ax=None):
-    """Learning curves per core: mean over seeds (line) and min-max over seeds (band).
-
-    Args:
-        records: run records from :func:`train` / :func:`load_records`.
-        metric: "catch_rate" or "mean_return".
-        window: points of trailing moving average applied to each seed before aggregating.
-    Returns:
-        the matplotlib Axes.
-    """
-    import matplotlib.pyplot as plt
-
-    from fwbook.chapters.plots import MODEL_COLORS, MODEL_LABELS, use_house_style
-
-    use_house_style()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 3.8))
-    for core in CORES:
-        group = [r for r in records if r["config"]["core"] == core]
-        if not group:
-            continue
-        episodes = np.asarray(group[0]["curves"]["episodes"])
-        curves = np.stack([_smooth(np.asarray(r["curves"][metric]), window) for r in group])
-        mean = curves.mean(0)
-        color = MODEL_COLORS[core]
-        ax.plot(episodes, mean, color=color, lw=2,
-                label=f"{MODEL_LABELS[core]} ({len(group)} seeds)")
-        ax.fill_between(episodes, curves.min(0), curves.max(0), color=color, alpha=0.2, lw=0)
-    config = records[0]["config"]
-    ax.set_xlabel("training episodes")
-    ax.set_ylabel("catch rate" if metric == "catch_rate" else "mean return")
-    if metric == "catch_rate":
-        ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
-    ax.set_title(f"Catch {config['size']}x{config['size']}, ball visible for "
-                 f"{config['visible_steps']} frames")
-    ax.legend(loc="best", frameon=True)
-    return ax
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the Catch agents of a profile.")
-    parser.add_argument("profile", choices=PROFILES)
-    parser.add_argument("--out", default=str(RESULTS_DIR), help="directory for the records")
-    parser.add_argument("--cores", nargs="+", default=list(CORES), choices=CORES)
-    parser.add_argument("--seeds", nargs="+", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    run_profile(args.profile, args.cores, args.seeds, args.device, args.out, args.workers)
-    print(f"all runs finished in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()

@@ -301,37 +301,3 @@ def play_episode_frames(size: int = DEFAULT_SIZE, visible_steps: int = DEFAULT_V
         obs, reward, _, _, info = env.step(action)
         observed.append(obs)
     return np.stack(observed), np.stack(full), reward
-
-
-def plot_episode(size: int = DEFAULT_SIZE, visible_steps: int = DEFAULT_VISIBLE_STEPS,
-                 ball_column: int = 1, every: int = 1):
-    """Figure: the frames the agent sees (top) against the true state (bottom, grey = the
-    ball the agent can no longer see).
-
-    Returns: the matplotlib Figure.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-
-    from fwbook.chapters.plots import use_house_style
-
-    use_house_style()
-    observed, full, reward = play_episode_frames(size, visible_steps, ball_column)
-    frames = list(range(0, len(observed), every))
-    fig, axes = plt.subplots(2, len(frames), figsize=(1.1 * len(frames) + 0.6, 2.9),
-                             squeeze=False)
-    cmap = ListedColormap(["#f4f4f4", "#9aa5b1", "#222222"])  # empty, hidden ball, drawn
-    for col, t in enumerate(frames):
-        for row, (images, name) in enumerate(((observed, "agent sees"), (full, "true state"))):
-            ax = axes[row, col]
-            ax.imshow(images[t], cmap=cmap, vmin=0, vmax=1)
-            ax.set_xticks([]), ax.set_yticks([])
-            ax.grid(False)
-            if row == 0:
-                ax.set_title(f"t={t}" + (" (ball)" if t < visible_steps else ""), fontsize=8)
-            if col == 0:
-                ax.set_ylabel(name, fontsize=8)
-    outcome = "catch (+1)" if reward > 0 else "miss (-1)"
-    fig.suptitle(f"Catch {size}x{size}, ball visible in the first {visible_steps} frames: "
-                 f"{outcome}", fontsize=10)
-    return fig
