@@ -6,16 +6,17 @@ from pathlib import Path
 
 from fwbook.cli.arguments import check_new_file, positive_int
 
+DESCRIPTION = ("Measure training throughput (sequences/s; forward + backward + Adam). Every "
+               "suite times the rows it compares in interleaved blocks and prints min / median "
+               "/ max, flagging rows whose spread is too wide to trust; the torch thread count "
+               "is measured and chosen unless --threads is given.")
+
 
 def add_parser(subparsers, parser_class):
     from fwbook.perf.bench import SUITES
 
-    parser = subparsers.add_parser(
-        "bench", help="training throughput, the fast paths, FLOPs against the machine's limit",
-        description="Measure training throughput (sequences/s; forward + backward + Adam). "
-                    "Every suite times the rows it compares in interleaved blocks and prints "
-                    "min / median / max, flagging rows whose spread is too wide to trust; the "
-                    "torch thread count is measured and chosen unless --threads is given.")
+    parser = subparsers.add_parser("bench", description=DESCRIPTION, help="training "
+                                   "throughput, the fast paths, FLOPs against the machine's limit")
     parser.add_argument("--hidden", type=positive_int, nargs="+", default=None,
                         help="R values (default: the suite's; throughput: 20 50 100)")
     parser.add_argument("--batch", type=positive_int, default=128, help="(default: 128)")

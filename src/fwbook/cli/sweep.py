@@ -18,17 +18,16 @@ GRIDS = ("table1", "ablations", "fair")
 BACKENDS = ("local", "ray")
 DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations",
                        "fair": "results/fair"}
+DESCRIPTION = ("Train every run of a grid that has no record yet, in parallel worker processes. "
+               "A finished run is never redone; an interrupted sweep (and a half-done run, from "
+               "its checkpoint) resumes where it stopped. One JSON record per run in DIRECTORY.")
 
 
 def add_parser(subparsers, parser_class):
     from fwbook.experiments.grids import PROFILES
 
-    parser = subparsers.add_parser(
-        "sweep", help="run a grid of training runs (Table 1, ablations), resumably",
-        description="Train every run of a grid that has no record yet, in parallel worker "
-                    "processes. A finished run is never redone; an interrupted sweep (and a "
-                    "half-done run, from its checkpoint) resumes where it stopped. One JSON "
-                    "record per run under DIRECTORY.")
+    parser = subparsers.add_parser("sweep", description=DESCRIPTION, help="run a grid of "
+                                   "training runs (Table 1, ablations), resumably")
     parser.add_argument("grid", choices=GRIDS, help="table1: IRNN, LSTM, A-LSTM, fast weights "
                         "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid; fair: Table 1 "
                         "under the fair-controls protocol (fwbook.experiments.fair; one run at a time)")

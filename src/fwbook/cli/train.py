@@ -16,6 +16,10 @@ from fwbook.cli.arguments import (EXIT_DIVERGED, EXIT_FAULT, EXIT_INTERRUPTED, c
                                   non_negative_float, non_negative_int, on_off, positive_float,
                                   positive_int, unit_float)
 
+DESCRIPTION = ("Train one model on associative retrieval (Ba et al. 2016, Section 4.1) and "
+               "write its run record (JSON). The defaults are the README's recipe, the same "
+               "configuration as the paper profile's fast weights, R = 20, seed 0 in "
+               "results/table1: Adam lr 1e-3, batch 128, clipping at 5, 40,000 updates.")
 # option -> (field of ModelConfig, argument type, help); the defaults are ModelConfig's
 MODEL_OPTIONS = {
     "--hidden": ("hidden", positive_int, "R, hidden units"),
@@ -42,12 +46,8 @@ def add_parser(subparsers, parser_class):
     from fwbook.core.steps import TRAINING_STEPS
     from fwbook.core.train import LR_SCHEDULES, TrainConfig
 
-    parser = subparsers.add_parser(
-        "train", help="train one model on associative retrieval and write its run record",
-        description="Train one model on associative retrieval (Ba et al. 2016, Section 4.1) and "
-                    "write its run record (JSON). The defaults are the README's recipe, the same "
-                    "configuration as the paper profile's fast weights, R = 20, seed 0 in "
-                    "results/table1: Adam lr 1e-3, batch 128, clipping at 5, 40,000 updates.")
+    parser = subparsers.add_parser("train", description=DESCRIPTION, help="train one model on "
+                                   "associative retrieval and write its run record")
     parser.add_argument("--model", choices=MODEL_NAMES, default=ModelConfig.model,
                         help="which model (default: %(default)s)")
     for options, defaults in ((MODEL_OPTIONS, ModelConfig()), (TRAINING_OPTIONS, TrainConfig())):
