@@ -61,7 +61,7 @@ from fwbook.chapters import ch03_training as training
 from fwbook.core.data import PAPER_NUM_PAIRS, make_splits, parse_query, sequence_length
 from fwbook.experiments.grids import PROFILE_SETTINGS, check_profile, load_table1_records, retrieval_config
 from fwbook.chapters.plots import MODEL_LABELS
-from fwbook.core.records import aggregate
+from fwbook.experiments.stats import aggregate
 from fwbook.core.train import resolve_device, train
 
 torch.set_num_threads(1)  # one thread: the book is built on small shared machines
@@ -164,7 +164,7 @@ if shown:
     rows = aggregate(shown, by=("model", "hidden"))
     table = pd.DataFrame([{"model": MODEL_LABELS.get(r["model"], r["model"]), "R": r["hidden"],
                            "runs": r["n"], "test error %": round(100 * r["mean"], 2),
-                           "spread (std) %": round(100 * r["std"], 2)} for r in rows])
+                           "spread (std) %": "n/a" if r["std"] is None else round(100 * r["std"], 2)} for r in rows])
     best = min(rows, key=lambda r: r["mean"])
     fw = [r for r in rows if r["model"] == "fast_weights"]
     others = [r for r in rows if r["model"] != "fast_weights"]

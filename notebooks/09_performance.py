@@ -221,8 +221,8 @@ if cost is not None:
 # Projected from update rates: models per hour for the paper profile (40,000 updates per
 # run; evaluation excluded), three seeds trained one after another with the eager step
 # against the same three seeds trained as one batched model
-# (`fwbook.perf.batched.train_batched`: stacked weights and `torch.func.vmap`, each seed with its
-# own initialisation, data order, clipping and record, tested equal to single runs). The
+# (`fwbook.perf.batched`: stacked weights and `torch.func.vmap`, each seed with its own
+# initialisation and gradient clipping; one batched update is tested equal to single ones). The
 # sweep does not use batching: it gains less than compiling the step does, and it has no
 # checkpoints.
 #

@@ -331,16 +331,6 @@ def test_the_committed_protocol_records_belong_to_the_plan():
         assert cell["mean"] == pytest.approx(statistics.mean(r["test_error"] for r in cell["runs"]))
 
 
-def test_batched_training_refuses_what_it_does_not_implement():
-    from fwbook.perf.batched import check_batchable
-
-    with pytest.raises(ValueError, match="no early stopping"):
-        check_batchable([tiny(patience=20, seed=s) for s in (0, 1)])
-    with pytest.raises(ValueError, match="LSTM out for one-hot input only"):
-        check_batchable([tiny("lstm", input_embedding=8, seed=s) for s in (0, 1)])
-    check_batchable([tiny("irnn", input_embedding=8, seed=s) for s in (0, 1)])
-
-
 def test_the_inspection_tools_read_the_embedding_too():
     from fwbook.core.data import encode
     from fwbook.chapters.explorer import model_spec

@@ -12,15 +12,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fwbook.perf.batched import check_batchable, lstm_forward, train_batched
 from fwbook.core.data import associative_retrieval
-from fwbook.experiments.grids import retrieval_config
 from fwbook.core.models import ModelConfig, build_model
-from fwbook.core.steps import (AUTO_COMPILE_MIN_UPDATES, FastPathWarning, _cpp_compiler,
-                          choose_training_step, compiled_training_step)
-from fwbook.core.train import TrainConfig, plain_training_step, train
+from fwbook.core.steps import (AUTO_COMPILE_MIN_UPDATES, FastPathWarning, choose_training_step,
+                               compiled_training_step, cpp_compiler, plain_training_step)
+from fwbook.core.train import TrainConfig, train
+from fwbook.experiments.grids import retrieval_config
+from fwbook.perf.batched import _clip_per_model, _StackedModels, lstm_forward
 
-needs_cpp = pytest.mark.skipif(_cpp_compiler() is None,
+needs_cpp = pytest.mark.skipif(cpp_compiler() is None,
                                reason="TorchInductor needs a C++ compiler on the CPU (none found); "
                                       "train's 'auto' step is eager here too")
 
@@ -100,11 +100,11 @@ def test_auto_step_compiles_long_cpu_runs_only():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     long_run = AUTO_COMPILE_MIN_UPDATES
     path, reason = choose_training_step("auto", "fast_weights", long_run, cpu)
-    assert path == ("compiled" if _cpp_compiler() else "eager")
+    assert path == ("compiled" if cpp_compiler() else "eager")
     assert choose_training_step("auto", "alstm", 40_000, cpu)[0] == path
     assert choose_training_step("auto", "fast_weights", long_run - 1, cpu) == (
         "eager", f"auto: {long_run - 1} updates are too few to repay compiling "
-                 f"(compiled from {long_run})")
+                 f"(considered from {long_run})")
     path, reason = choose_training_step("auto", "lstm", 40_000, cpu)
     assert path == "eager" and "nn.LSTM" in reason
     path, reason = choose_training_step("auto", "fast_weights", 40_000, cuda)
@@ -119,12 +119,6 @@ def test_unknown_training_step_is_a_clear_error():
         choose_training_step("fast", "fast_weights", 10, torch.device("cpu"))
     with pytest.raises(ValueError, match="training step must be one of"):
         train(_tiny_config(), quiet=True, device="cpu", step="fast")
-
-
-def test_fast_path_config_contradicting_eager_step_is_an_error():
-    config = TrainConfig(**{**_tiny_config().__dict__, "fast_path": True})
-    with pytest.raises(ValueError, match="fast_path asks for the compiled step but step='eager'"):
-        train(config, quiet=True, device="cpu", step="eager")
 
 
 def test_short_runs_record_the_eager_step():
@@ -186,39 +180,37 @@ def test_cuda_graph_step_equals_plain_step():
 
 
 @pytest.mark.parametrize("model", ["fast_weights", "lstm"])
-def test_batched_seeds_equal_single_runs(model):
-    configs = [retrieval_config(model, 8, "smoke", seed=seed, steps=20, eval_every=10,
-                                num_validation=200, num_test=200) for seed in (0, 3)]
-    singles = [train(config, quiet=True, device="cpu") for config in configs]
-    batched = train_batched(configs, device="cpu")
-    for single, together in zip(singles, batched):
-        assert together["seed"] == single["seed"]
-        assert together["config_hash"] == single["config_hash"]
-        assert together["trainer"] == {"name": "batched", "models": 2}
-        assert together["status"] == single["status"] == "completed"
-        assert together["test_error"] == pytest.approx(single["test_error"], abs=2e-3)
-        curves_a, curves_b = single["curves"], together["curves"]
-        assert curves_a["step"] == curves_b["step"]
-        for name in ("train_loss", "val_loss", "grad_norm"):
-            assert curves_b[name] == pytest.approx(curves_a[name], rel=1e-4, abs=1e-5)
-    # different seeds really are different runs
-    assert batched[0]["curves"]["train_loss"] != batched[1]["curves"]["train_loss"]
+def test_one_batched_update_equals_an_update_of_each_seed(model):
+    """The batched benchmark's update: vmapped losses, clipping per model, one Adam."""
+    configs = [retrieval_config(model, 8, "smoke", seed=seed) for seed in (0, 3)]
+    singles = [build_model(config.model, seed=config.seed) for config in configs]
+    single_optimizers = [torch.optim.Adam(single.parameters(), lr=1e-2) for single in singles]
+    stacked = _StackedModels([build_model(c.model, seed=c.seed) for c in configs], configs[0])
+    parameters = list(stacked.params.values())
+    optimizer = torch.optim.Adam(parameters, lr=1e-2)
+    batches = _batches(count=2, num_pairs=4)
+    inputs = torch.stack([b.inputs for b in batches])  # (K, B, T)
+    targets = torch.stack([b.targets for b in batches])  # (K, B)
+    for _ in range(2):  # the second update also checks Adam's state
+        optimizer.zero_grad(set_to_none=True)
+        losses = stacked.losses(stacked.params, stacked.buffers, inputs, targets)  # (K,)
+        losses.sum().backward()
+        norms = _clip_per_model(parameters, len(configs), 0.5)  # (K,)
+        optimizer.step()
+        for k, (single, single_optimizer) in enumerate(zip(singles, single_optimizers)):
+            loss, norm = plain_training_step(single, single_optimizer, inputs[k], targets[k], 0.5)
+            assert torch.allclose(losses[k], loss, atol=TOLERANCE, rtol=TOLERANCE)
+            assert torch.allclose(norms[k], norm, atol=TOLERANCE, rtol=TOLERANCE)
+            for name, parameter in single.named_parameters():
+                assert torch.allclose(stacked.params[name][k], parameter, atol=TOLERANCE,
+                                      rtol=TOLERANCE), name
+    assert not torch.allclose(losses[0], losses[1])  # different seeds really are different
 
 
-def test_batched_writes_records(tmp_path):
-    configs = [retrieval_config("irnn", 4, "smoke", seed=s, steps=4, eval_every=2)
-               for s in (0, 1)]
-    paths = [tmp_path / f"seed{s}.json" for s in (0, 1)]
-    records = train_batched(configs, outputs=paths, device="cpu")
-    assert all(path.exists() for path in paths)
-    assert [r["steps_done"] for r in records] == [4, 4]
-
-
-def test_batched_rejects_mixed_configurations():
-    with pytest.raises(ValueError, match="equal except for their seeds"):
-        check_batchable([retrieval_config("irnn", 8, "smoke"), retrieval_config("irnn", 16, "smoke")])
-    with pytest.raises(ValueError, match="distinct seeds"):
-        check_batchable([retrieval_config("irnn", 8, "smoke")] * 2)
+def test_batched_lstm_refuses_an_input_embedding():
+    config = retrieval_config("lstm", 8, "smoke", input_embedding=8)
+    with pytest.raises(ValueError, match="one-hot input only"):
+        _StackedModels([build_model(config.model, seed=seed) for seed in (0, 1)], config)
 
 
 def test_lstm_forward_equals_nn_lstm():

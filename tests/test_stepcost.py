@@ -1,6 +1,7 @@
 """``--step auto``: compile only when the measured (or assumed) compile time is repaid."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -8,8 +9,9 @@ import torch
 from fwbook.experiments.grids import retrieval_config
 from fwbook.core.models import build_model
 from fwbook.core.stepcost import (PRIOR_COMPILE_UPDATES, PRIOR_RATIO, cache_file, cached_costs,
-                             cost_key, decide, remember, time_eager_updates)
-from fwbook.core.train import plain_training_step
+                                  choose_step, cost_key, decide, remember, remember_run,
+                                  time_eager_updates)
+from fwbook.core.steps import cpp_compiler, plain_training_step
 
 
 def test_with_nothing_measured_only_runs_long_enough_for_the_worst_cold_compile_compile():
@@ -61,3 +63,31 @@ def test_timing_the_eager_step_leaves_the_model_untouched():
     assert seconds > 0
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
     assert optimizer.state_dict()["state"] == {}
+
+
+def test_choose_step_obeys_keeps_a_resumed_decision_and_times_only_long_cpu_runs(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("FWBOOK_STEP_COSTS", str(tmp_path / "costs.json"))
+    config = retrieval_config(profile="smoke")  # 60 updates
+    model = build_model(config.model, seed=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    batch = (torch.randint(0, 37, (config.batch_size, 11)),
+             torch.randint(26, 36, (config.batch_size,)))
+    cpu = torch.device("cpu")
+    assert choose_step("eager", config, model, optimizer, *batch, cpu) == {
+        "path": "eager", "reason": "asked for", "decision": {}}
+    short = choose_step("auto", config, model, optimizer, *batch, cpu)
+    assert short["path"] == "eager" and "too few" in short["reason"] and not short["decision"]
+    resumed = {"path": "compiled", "reason": "auto: earlier", "decision": {"compile_s": 1.0}}
+    assert choose_step("auto", config, model, optimizer, *batch, cpu, resumed) == {
+        "path": "compiled", "reason": "auto, kept from the checkpoint: auto: earlier",
+        "decision": {"compile_s": 1.0}}
+    long = choose_step("auto", replace(config, steps=50_000), model, optimizer, *batch, cpu)
+    if cpp_compiler():  # 50,000 updates repay even the assumed worst cold compile
+        assert long["path"] == "compiled"
+        assert long["decision"]["source"] == "prior (nothing measured yet)"
+    key = cost_key(config, cpu, torch.get_num_threads())
+    remember_run(config, cpu, {"path": "eager", "step_s": 0.003})
+    assert cached_costs(key) == {}  # the eager step is timed afresh by every decision
+    remember_run(config, cpu, {"path": "compiled", "step_s": 0.0015, "compile_s": 4.0})
+    assert cached_costs(key) == {"compile_s": 4.0, "compiled_step_s": 0.0015}

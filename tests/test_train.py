@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from fwbook.experiments.grids import retrieval_config
-from fwbook.core.records import aggregate, load_records, read_record
+from fwbook.core.models import ModelConfig
+from fwbook.core.records import load_records, read_record
+from fwbook.experiments.stats import aggregate
 from fwbook.core.train import TrainConfig, load_checkpoint, resolve_device, train
 
 REQUIRED_FIELDS = {"model", "hidden", "seed", "profile", "test_error", "config", "commit",
@@ -107,3 +109,45 @@ def test_records_aggregate_over_seeds(tmp_path):
     errors = [r["test_error"] for r in records]
     assert rows[0]["mean"] == pytest.approx(sum(errors) / 2)
     assert len(rows[0]["paths"]) == 2
+    assert rows[0]["std"] == pytest.approx(abs(errors[0] - errors[1]) / 2 ** 0.5)  # ddof = 1
+
+
+def test_on_evaluation_sees_every_pass_and_can_stop_the_run():
+    config = _smoke(steps=80, eval_every=20)
+    full = train(config, quiet=True)
+    seen = []
+
+    def stop_at_40(point):
+        seen.append(point)
+        return point.step >= 40
+
+    record, model = train(config, quiet=True, on_evaluation=stop_at_40, return_model=True)
+    assert [point.step for point in seen] == [20, 40]
+    assert [point.val_error for point in seen] == full["curves"]["val_error"][:2]
+    assert [point.train_loss for point in seen] == full["curves"]["train_loss"][:2]
+    assert 0 < seen[0].elapsed_s <= seen[1].elapsed_s and seen[1].model is model
+    assert record["stopped_by"] == "on_evaluation" and record["steps_done"] == 40
+    assert record["curves"]["step"] == [20, 40] and record["status"] == "completed"
+    assert record["test_error"] is not None  # read once, after the stop
+    assert "stopped_by" not in full and full["steps_done"] == 80
+    never = train(config, quiet=True, on_evaluation=lambda point: False)
+    assert never["curves"] == full["curves"] and "stopped_by" not in never
+
+
+def test_time_to_accuracy_is_a_train_run_stopped_at_the_last_threshold():
+    from fwbook.perf.bench import time_to_accuracy
+
+    result = time_to_accuracy(8, (0.99, 0.0), max_updates=30, eval_every=10, batch_size=32,
+                              step="eager", num_validation=200)
+    assert result["step"] == "eager" and result["compile_s"] is None
+    assert result["curve"]["step"] == [10, 20, 30]  # 0% error is not reached: runs to the cap
+    assert result["thresholds"][1] == {"val_error": 0.0, "updates": None, "wall_s": None}
+    assert result["thresholds"][0]["updates"] == 10  # 99% error: reached at the first pass
+    config = TrainConfig(model=ModelConfig(model="fast_weights", hidden=8), num_pairs=4,
+                         num_train=100_000, num_validation=200, num_test=1, batch_size=32,
+                         steps=30, eval_every=10, lr=1e-3)
+    assert train(config, quiet=True, step="eager")["curves"]["val_error"] == \
+        result["curve"]["val_error"]
+    stopped = time_to_accuracy(8, (0.99,), max_updates=30, eval_every=10, batch_size=32,
+                               step="eager", num_validation=200)
+    assert stopped["curve"]["step"] == [10]  # the last threshold reached: the run stops

@@ -174,26 +174,13 @@ def inner_loop_trajectory(model: FastWeightsRNN, text: str = DEFAULT_TEXT) -> "p
     ‖h_s(t+1) − h_{s−1}(t+1)‖ (h_0 is the preliminary ReLU(W h(t) + C x(t))).
     """
     import pandas as pd
-    import torch.nn.functional as F
 
-    core = model.core
-    tokens = encode(text)
-    rows = []
     with torch.no_grad():
-        drive = model.projected_input(tokens, model.input_weight, model.bias)  # (T, H)
-        state = core.initial_state(1, drive)
-        for t in range(drive.shape[0]):
-            slow = state.h @ core.recurrent.T + drive[t].unsqueeze(0)  # (1, H)  W h(t) + C x(t)
-            hs = F.relu(slow)  # (1, H)  h_0(t+1)
-            row = {"t": t + 1, "token": text[t]}
-            past = state.past  # (1, t, H)
-            exponents = torch.arange(past.shape[1] - 1, -1, -1, dtype=drive.dtype)
-            decay_weights = core.decay ** exponents  # (t,)
-            for s in range(core.inner_steps):
-                fast, _ = core._fast_term(state, hs, decay_weights)  # (1, H)  A(t) h_s
-                new = F.relu(core.norm(slow + fast))  # (Eq. 2)
-                row[f"‖h_{s + 1} − h_{s}‖"] = float((new - hs).norm())
-                hs = new
-            rows.append(row)
-            state, _ = core.step(drive[t].unsqueeze(0), state)
+        inner = model.trace(encode(text)[None]).inner_states[0]  # (T, S+1, H)  h_0 .. h_S
+    rows = []
+    for t, states in enumerate(inner):
+        row = {"t": t + 1, "token": text[t]}
+        for s in range(1, states.shape[0]):
+            row[f"‖h_{s} − h_{s - 1}‖"] = float((states[s] - states[s - 1]).norm())
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -67,8 +67,6 @@ def add_parser(subparsers, parser_class):
                              "measured or cached compile time is repaid by the run's length, "
                              "and records why; eager never compiles; compiled always does. "
                              "Same maths, tested equal (default: %(default)s)")
-    parser.add_argument("--fast-path", action="store_true",
-                        help="the same as --step compiled")
     parser.add_argument("--output", type=Path, default=Path("runs/fast_weights_R20.json"),
                         help="run record path (default: %(default)s)")
     parser.add_argument("--checkpoint", type=Path, default=None,
@@ -179,8 +177,7 @@ def check_output_record(output: Path, config, checkpoint: Path, overwrite: bool)
 def _resumable_checkpoint(checkpoint: Path, config):
     """The checkpoint's state, verified against ``config`` (``ValueError`` when damaged or of
     another run: it is refused and kept)."""
-    from fwbook.core.checkpoints import UnverifiedCheckpointWarning
-    from fwbook.core.train import load_checkpoint
+    from fwbook.core.checkpoints import UnverifiedCheckpointWarning, load_checkpoint
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnverifiedCheckpointWarning)
@@ -194,9 +191,6 @@ def run(args, parser) -> int:
     # 1. bad input: one line, exit 2, before anything is created, changed or deleted
     try:
         config = config_from_arguments(args)
-        step = "compiled" if args.fast_path else args.step
-        if args.fast_path and args.step == "eager":
-            raise ValueError("--fast-path and --step eager contradict each other")
         resolve_device(args.device)
         output = args.output
         checkpoint = args.checkpoint or output.with_name(output.name + ".ckpt.pt")
@@ -231,7 +225,7 @@ def run(args, parser) -> int:
             except ValueError as error:
                 parser.error(str(error))
             record = train(config, output=output, device=args.device, checkpoint=checkpoint,
-                           quiet=args.quiet, step=step)
+                           quiet=args.quiet, step=args.step)
     except RunLocked as error:
         parser.error(str(error))
     except TrainingInterrupted as interrupted:

@@ -8,7 +8,8 @@ renames). :func:`read_checkpoint` refuses a file whose bytes do not match their 
 damage inside a tensor that ``torch.load`` would accept silently -- and never deletes it.
 
 Checkpoints written before checksums (a bare ``torch.save`` zip, ``fwbook-checkpoint-1``) are
-still read, unverified, with a warning.
+still read, unverified, with a warning. :class:`DeferredInterrupt` makes Ctrl-C stop a training
+loop between two updates, so that the checkpoint it then writes holds a whole update.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import hashlib
 import io
 import os
 import re
+import signal
+import threading
 import warnings
 from pathlib import Path
 
@@ -94,3 +97,57 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
             "fwbook-checkpoint"):
         raise CheckpointDamaged(f"{path} is not a fwbook checkpoint; {kept}")
     return payload
+
+
+def load_checkpoint(path: str | os.PathLike, config) -> dict:
+    """Read and verify a checkpoint written by ``fwbook.core.train.train`` for ``config``.
+
+    Args:
+        config: the run's ``TrainConfig``; the checkpoint's stored ``config`` must equal
+            ``config.to_dict()``.
+    Raises:
+        ValueError (:class:`CheckpointDamaged` for damage): the file is damaged (checksum),
+            not a fwbook checkpoint, unreadable, or for another configuration. The file is
+            never deleted.
+    """
+    path = Path(path)
+    try:
+        payload = read_checkpoint(path)
+    except OSError as error:
+        raise ValueError(f"checkpoint {path} cannot be read ({error.strerror or error})") from None
+    except CheckpointDamaged:
+        raise
+    except Exception as error:  # noqa: BLE001 - torch.load of verified bytes should not fail
+        raise ValueError(f"checkpoint {path} is corrupt or unreadable "
+                         f"({type(error).__name__}); it is kept for inspection: move it away "
+                         f"to start the run afresh") from None
+    if payload["config"] != config.to_dict():
+        raise ValueError(f"checkpoint {path} belongs to a different configuration; "
+                         f"move it away or choose another output path")
+    return payload
+
+
+class DeferredInterrupt:
+    """While active (main thread only), Ctrl-C sets ``requested`` instead of raising, so a
+    training loop stops between two updates, where a checkpoint can hold the run; a second
+    Ctrl-C raises at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False

@@ -1,6 +1,16 @@
-"""The Associative LSTM (A-LSTM) control of Table 1 in Ba et al. (2016).
+"""The control models of Table 1 in Ba et al. (2016): IRNN, LN-IRNN, LSTM and A-LSTM.
 
-Danihelka, Wayne, Uria, Kalchbrenner, Graves (2016), *Associative Long Short-Term Memory*,
+Each is a :class:`fwbook.core.classifier.RecurrentClassifier`: the same token input and
+read-out as the fast-weights RNN, only the recurrence differs.
+
+- IRNN: ReLU RNN with identity-initialised recurrence (Le, Jaitly, Hinton 2015),
+  h(t+1) = f(W h(t) + C x(t) + b), W = I.
+- LN-IRNN: h(t+1) = f(LN[W h(t) + C x(t) + b]), i.e. the fast-weights model with the memory
+  and the inner loop removed (not in Table 1; the ablation that isolates the memory).
+- LSTM: ``nn.LSTM`` with its default initialisation.
+- A-LSTM: the Associative LSTM, the rest of this docstring and of this module.
+
+The Associative LSTM: Danihelka, Wayne, Uria, Kalchbrenner, Graves (2016), *Associative Long Short-Term Memory*,
 ICML 2016, arXiv:1602.03032. An LSTM whose cell is a complex-valued holographic reduced
 representation (HRR, Plate 2003): the cell stores *key ⊛ value* products, where ⊛ is the
 element-wise complex product, and it keeps several redundant copies of that memory, each
@@ -56,7 +66,7 @@ R      A-LSTM recurrence  LSTM recurrence  A-LSTM total    LSTM total
 =====  =================  ===============  ==============  ============
 
 The copies cost no parameters, only memory and compute: N × H cell numbers per sample.
-(``tests/test_associative_lstm.py`` checks this table.)
+(``tests/test_controls.py`` checks this table.)
 
 Deviations and choices not fixed by either paper (say so wherever this model is reported):
 
@@ -74,12 +84,56 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from fwbook.core.models import ModelConfig, RecurrentClassifier, _check_tokens, _init_input_weight
+from fwbook.core.classifier import RecurrentClassifier, check_tokens
 
 DEFAULT_NUM_COPIES = 4  # N redundant copies of the cell (project choice; see module docstring)
 DEFAULT_PERMUTATION_SEED = 0  # seed of the generator that draws the fixed permutations P_s
+
+
+class IRNN(RecurrentClassifier):
+    """ReLU RNN with identity-initialised recurrence (Le, Jaitly, Hinton 2015).
+
+    With ``layer_norm=True`` it is the LN-IRNN: h(t+1) = f(LN[W h(t) + C x(t)]), i.e. the fast
+    weights model with the memory and inner loop removed.
+    """
+
+    def __init__(self, config, layer_norm: bool = False):
+        super().__init__(config)
+        hidden = config.hidden
+        self.add_input_weights(hidden)  # Cᵀ (I, H), b (H,)
+        scale = 1.0 if config.recurrent_init is None else config.recurrent_init
+        self.recurrent = nn.Parameter(scale * torch.eye(hidden))  # W (H, H)
+        self.norm = nn.LayerNorm(hidden) if layer_norm else nn.Identity()
+
+    def encode(self, tokens: torch.Tensor, record: bool = False) -> tuple[torch.Tensor, None]:
+        """Hidden states (B, T, H) for tokens (B, T); nothing to record (None)."""
+        drive = self.projected_input(tokens, self.input_weight, self.bias)  # (B, T, H)
+        h = drive.new_zeros(drive.shape[0], drive.shape[2])  # (B, H)  h(0) = 0
+        outputs = []
+        for t in range(drive.shape[1]):
+            h = F.relu(self.norm(h @ self.recurrent.T + drive[:, t]))  # h(t+1) = f(W h(t) + C x(t))
+            outputs.append(h)
+        return torch.stack(outputs, 1), None  # (B, T, H)
+
+
+class LSTMClassifier(RecurrentClassifier):
+    """``nn.LSTM`` over one-hot inputs (or the learned embedding), with the shared read-out."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.lstm = nn.LSTM(config.input_size, config.hidden, batch_first=True)
+
+    def encode(self, tokens: torch.Tensor, record: bool = False) -> tuple[torch.Tensor, None]:
+        """Hidden states (B, T, H) for tokens (B, T); nothing to record (None)."""
+        if self.embedding is not None:
+            inputs = self.embedding(tokens)  # (B, T, E)
+        else:
+            inputs = F.one_hot(tokens, self.config.vocab_size).to(self.lstm.weight_ih_l0.dtype)
+        states, _ = self.lstm(inputs)  # (B, T, H)
+        return states, None
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,31 +260,6 @@ def recall(key: torch.Tensor, memory: torch.Tensor, permutations: torch.Tensor) 
     return unbind(permuted, memory).mean(dim=-2)  # (..., 2n)
 
 
-class HolographicMemory:
-    """Redundant-copy HRR memory for a batch: ``write`` key-value pairs, ``read`` by key.
-
-    A small stateful wrapper around :func:`store` / :func:`recall` for demonstrations::
-
-        memory = HolographicMemory(units=64, num_copies=8, batch=1)
-        memory.write(key, value)            # key, value: (B, 2n)
-        estimate = memory.read(key)         # (B, 2n) ~ value
-    """
-
-    def __init__(self, units: int, num_copies: int = DEFAULT_NUM_COPIES, batch: int = 1,
-                 seed: int = DEFAULT_PERMUTATION_SEED, dtype: torch.dtype = torch.float32):
-        self.permutations = random_permutations(num_copies, units, seed)  # (N, 2n)
-        self.traces = torch.zeros(batch, num_copies, 2 * units, dtype=dtype)  # (B, N, 2n)
-
-    def write(self, key: torch.Tensor, value: torch.Tensor) -> None:
-        """c_s += (P_s r) ⊛ x for every copy s; key and value (B, 2n)."""
-        self.traces = self.traces + store(key.unsqueeze(-2), value.unsqueeze(-2),
-                                          self.permutations)  # (B, N, 2n)
-
-    def read(self, key: torch.Tensor) -> torch.Tensor:
-        """(B, 2n) the value stored under ``key`` (B, 2n), plus interference noise."""
-        return recall(key, self.traces, self.permutations)
-
-
 # --------------------------------------------------------------------------------------------
 # The Associative LSTM
 # --------------------------------------------------------------------------------------------
@@ -317,28 +346,24 @@ class AssociativeLSTMClassifier(RecurrentClassifier):
     neither paper fixes.
 
     Args:
-        config: a :class:`~fwbook.core.models.ModelConfig` with ``model="alstm"``; only ``hidden``,
+        config: a :class:`fwbook.core.models.ModelConfig` with ``model="alstm"``; only ``hidden``,
             ``input_embedding``, ``vocab_size``, ``num_classes`` and ``readout_hidden`` are
             used.
         num_copies: N redundant copies of the cell (default 4).
         permutation_seed: seed of the fixed key permutations (default 0).
     """
 
-    def __init__(self, config: ModelConfig, num_copies: int = DEFAULT_NUM_COPIES,
+    def __init__(self, config, num_copies: int = DEFAULT_NUM_COPIES,
                  permutation_seed: int = DEFAULT_PERMUTATION_SEED):
         super().__init__(config)
-        hidden = config.hidden
-        self.core = AssociativeLSTMCore(hidden, num_copies, permutation_seed)
-        pre_size = self.core.pre_size
-        # W_xhᵀ (I, 4.5H): row k is W_xh x for the one-hot x of token k
-        self.input_weight = nn.Parameter(torch.empty(config.input_size, pre_size))
-        _init_input_weight(self.input_weight, hidden)
-        self.bias = nn.Parameter(torch.zeros(pre_size))  # b (4.5H)
+        self.core = AssociativeLSTMCore(config.hidden, num_copies, permutation_seed)
+        # W_xhᵀ (I, 4.5H): row k is W_xh x for the one-hot x of token k; b (4.5H)
+        self.add_input_weights(self.core.pre_size)
 
     def encode(self, tokens: torch.Tensor, record: bool = False
                ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Hidden states (B, T, H) for tokens (B, T) int64; no memory weights (None)."""
-        _check_tokens(tokens, self.config.vocab_size)
+        check_tokens(tokens)
         # (B, T, 4.5H)  W_xh x(t) + b, one-hot x (or the learned embedding e(t))
         drive = self.projected_input(tokens, self.input_weight, self.bias)
         return self.core(drive), None

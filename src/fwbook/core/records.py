@@ -1,21 +1,43 @@
-"""Run records: one JSON file per finished run, with everything needed to trust a number.
+"""THE run-record format: one JSON file per finished run, with everything needed to trust a number.
 
-A record holds the full configuration, the seed, the git commit, package versions, the
-device, wall time, the learning curves and the final test error. Records are written
-atomically (a temporary file renamed into place), so a killed run never leaves half a record.
+Every run that produces a published number writes one record (associative retrieval through
+``fwbook.core.train.train``; the Catch agents of ``fwbook.rl`` likewise). A record is a JSON
+object with at least these fields:
+
+* ``schema``: :data:`RECORD_SCHEMA`;
+* ``config``: the configuration, exactly ``config.to_dict()`` (what :func:`config_hash` hashes);
+* ``config_hash``: ``config_hash(config)``; a record is reused only when this matches exactly;
+* ``seed``; ``profile`` (smoke / quick / paper, or None);
+* ``status``: "completed", or "diverged" with a ``message``;
+* ``commit``, ``versions``, ``device``, ``host``: :func:`provenance` (which code ran, where);
+* ``started_at`` (:func:`utc_now` when the run began) and ``wall_s`` (seconds it took);
+* ``curves``: the learning curves, a dict of equally long lists;
+
+plus the task's own results (retrieval: ``test_error``, ``test_loss``, ``final_val_error``,
+``steps_done``, ``training_step``; Catch: its catch rates). The stable interface:
+
+* ``config_hash(config) -> str``: ``config`` is a configuration object with ``to_dict()`` or
+  the dict a record stores; 16 hex digits of the SHA-256 of its compact, key-sorted JSON.
+* ``provenance(device, code_paths=None) -> dict``: ``commit`` (``-dirty`` when the tracked
+  files, or only ``code_paths``, differ from it), ``versions``, ``device``, ``host``.
+* ``write_record(path, record) -> Path``: written atomically (a temporary file renamed into
+  place), so a killed run never leaves half a record; the path comes first.
+* ``read_record(path) -> dict``: raises ValueError for a file that is not a run record.
+* ``load_records(directory, **match) -> list[dict]``: every record below a folder.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import platform
 import subprocess
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
-from statistics import mean, stdev
-from typing import Any, Iterable
+from typing import Any
 
 RECORD_SCHEMA = 1
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -62,14 +84,32 @@ def device_description(device: Any) -> dict[str, Any]:
             "torch_threads": torch.get_num_threads()}
 
 
-def provenance(device: Any) -> dict[str, Any]:
-    return {"commit": git_commit(), "versions": package_versions(),
+def provenance(device: Any, code_paths: list[str] | None = None) -> dict[str, Any]:
+    """Which code ran where: ``{"commit", "versions", "device", "host"}`` of a record.
+
+    Args:
+        device: the torch device (or its name) the run used.
+        code_paths: files (relative to the repository) whose changes mark the commit
+            ``-dirty``; None: every tracked file.
+    """
+    return {"commit": git_commit(REPO_ROOT, code_paths), "versions": package_versions(),
             "device": device_description(device), "host": platform.node()}
 
 
-def config_hash(config: dict) -> str:
-    """A short stable hash of a configuration (key order does not matter)."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+def utc_now() -> str:
+    """The time stamp of a record (``started_at``): UTC, ISO 8601, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def config_hash(config: Any) -> str:
+    """A short stable hash of a configuration: 16 hex digits of SHA-256.
+
+    Args:
+        config: an object with ``to_dict()`` (``TrainConfig``, ...) or the dict a record
+            stores as ``config``; key order does not matter.
+    """
+    payload = config.to_dict() if hasattr(config, "to_dict") else config
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -97,6 +137,14 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def write_failure(path: str | os.PathLike, error: OSError) -> str:
+    """Why writing ``path`` failed, in words: "could not write P: the disk is full (...)"."""
+    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is full",
+              errno.EFBIG: "the file-size limit is reached"}.get(error.errno,
+                                                                  "it could not be written")
+    return f"could not write {path}: {reason} ({error.strerror or error})"
+
+
 def write_json_atomic(path: str | os.PathLike, payload: dict | list) -> Path:
     """Write JSON to ``path`` atomically (see :func:`write_bytes_atomic`)."""
     text = json.dumps(payload, indent=1, sort_keys=False) + "\n"
@@ -104,10 +152,16 @@ def write_json_atomic(path: str | os.PathLike, payload: dict | list) -> Path:
 
 
 def write_record(path: str | os.PathLike, record: dict) -> Path:
+    """Write a run record as JSON at ``path``, atomically; returns the path."""
     return write_json_atomic(path, record)
 
 
 def read_record(path: str | os.PathLike) -> dict:
+    """The run record at ``path``.
+
+    Raises:
+        ValueError: the file is not JSON text, truncated, or has no ``config`` field.
+    """
     path = Path(path)
     try:
         record = json.loads(path.read_text())
@@ -149,25 +203,3 @@ def thin_curve(curves: dict[str, list], max_points: int = 200) -> dict[str, list
         return curves
     keep = sorted({round(i * (length - 1) / (max_points - 1)) for i in range(max_points)})
     return {name: [values[i] for i in keep] for name, values in curves.items()}
-
-
-def aggregate(records: Iterable[dict], by: tuple[str, ...] = ("model", "hidden"),
-              value: str = "test_error") -> list[dict]:
-    """Mean, spread and sources of ``value`` for every group of records sharing ``by``.
-
-    Returns one dict per group: the ``by`` fields, ``mean``, ``std`` (0 for one record),
-    ``min``, ``max``, ``n`` and ``paths`` (the records behind the cell).
-    """
-    groups: dict[tuple, list[dict]] = {}
-    for record in records:
-        if record.get(value) is None:
-            continue
-        groups.setdefault(tuple(record.get(key) for key in by), []).append(record)
-    rows = []
-    for key, members in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
-        values = [member[value] for member in members]
-        rows.append({**dict(zip(by, key)), "mean": mean(values),
-                     "std": stdev(values) if len(values) > 1 else 0.0,
-                     "min": min(values), "max": max(values), "n": len(values),
-                     "paths": [member.get("path", "") for member in members]})
-    return rows

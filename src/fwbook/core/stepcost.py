@@ -141,3 +141,50 @@ def decide(updates: int, eager_s: float, cached: dict) -> tuple[str, str, dict]:
     return "eager", (f"auto: compiling ({where} {compile_s:.0f} s) would not be repaid over "
                      f"{updates:,} updates: {predicted_compiled:.0f} s predicted against "
                      f"{predicted_eager:.0f} s eager"), numbers
+
+
+def choose_step(requested: str, config, model, optimizer, inputs, targets, device,
+                resumed: Optional[dict] = None) -> dict:
+    """The training step of one run of :func:`fwbook.core.train.train`.
+
+    Args:
+        requested: "auto", "eager" or "compiled" (the last two are obeyed).
+        config: the run's ``TrainConfig``.
+        model, optimizer: the run's; only copies of them are stepped (to time the eager step).
+        inputs: (B, T) one mini-batch; targets: (B,).
+        device: the run's torch device.
+        resumed: the ``training_step`` stored in the checkpoint being resumed, if any: an
+            "auto" run keeps the decision it took when it started.
+    Returns:
+        ``{"path": "eager" | "compiled", "reason": text, "decision": numbers behind an auto
+        decision (empty when none was measured)}``.
+    """
+    import torch
+
+    from fwbook.core.steps import choose_training_step, plain_training_step
+
+    if requested == "auto" and resumed and resumed.get("path") in ("eager", "compiled"):
+        return {"path": resumed["path"],
+                "reason": f"auto, kept from the checkpoint: {resumed.get('reason', '')}",
+                "decision": dict(resumed.get("decision") or {})}
+    path, reason = choose_training_step(requested, config.model.model, config.steps, device,
+                                        min_updates=PROBE_MIN_UPDATES)
+    if requested != "auto" or path == "eager":
+        return {"path": path, "reason": reason, "decision": {}}
+    eager_s = time_eager_updates(model, optimizer, inputs, targets, config.clip_norm,
+                                 plain_training_step)
+    key = cost_key(config, device, torch.get_num_threads())
+    path, reason, decision = decide(config.steps, eager_s, cached_costs(key))
+    return {"path": path, "reason": reason, "decision": decision}
+
+
+def remember_run(config, device, summary: dict) -> None:
+    """Store a compiled run's measured compile time and step time (``summary``: the record's
+    ``training_step``) for later "auto" decisions. CPU only; the eager step is timed afresh
+    by every decision."""
+    import torch
+
+    if device.type != "cpu" or not summary.get("step_s") or summary["path"] != "compiled":
+        return
+    key = cost_key(config, device, torch.get_num_threads())
+    remember(key, compile_s=summary.get("compile_s"), compiled_step_s=summary["step_s"])

@@ -1,9 +1,9 @@
-"""Fast training steps, each tested equal to the plain eager step of ``fwbook.core.train``.
+"""The training steps ``fwbook.core.train`` runs: the plain eager step and the compiled one.
 
-``compiled_training_step(model, optimizer, clip_norm)`` returns a callable
-``step(inputs, targets) -> (loss, gradient norm)`` that does exactly what
-:func:`fwbook.core.train.plain_training_step` does (forward, cross-entropy, backward, clip the
-global gradient norm, Adam) with the model's forward and backward compiled by
+:func:`plain_training_step` is one update: forward, cross-entropy, backward, clip the global
+gradient norm, Adam. ``compiled_training_step(model, optimizer, clip_norm)`` returns a callable
+``step(inputs, targets) -> (loss, gradient norm)`` that does exactly the same (tested equal)
+with the model's forward and backward compiled by
 ``torch.compile`` (TorchInductor: the T-step recurrence is unrolled and its element-wise work
 fused into a few C++/Triton kernels). On a CUDA device the compiled graph is also captured as a
 CUDA graph (``mode="reduce-overhead"``), since the step has a fixed shape.
@@ -17,6 +17,7 @@ silently different ones.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -26,11 +27,13 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AUTO_COMPILE_MIN_UPDATES", "CompiledStep", "FastPathWarning", "TRAINING_STEPS",
-           "choose_training_step", "compiled_training_step", "clip_gradients", "use_foreach_adam"]
+__all__ = ["AUTO_COMPILE_MIN_UPDATES", "CompiledStep", "EAGER_MODELS", "FastPathWarning",
+           "TRAINING_STEPS", "choose_training_step", "clip_gradients", "compiled_training_step",
+           "TrainingStep", "cpp_compiler", "plain_training_step", "use_foreach_adam"]
 
 TRAINING_STEPS = ("auto", "eager", "compiled")
-# "auto" compiles a run with at least this many updates. A cold compile took 10-15 s for fast
+# The fixed rule (choose_training_step) compiles a run with at least this many updates; train's
+# "auto" decides from measured costs instead (fwbook.core.stepcost). A cold compile took 10-15 s for fast
 # weights (results/bench/speedup.json: 1,800-3,750 eager updates' worth) and ~45 s for the
 # A-LSTM (~2,500 of its eager updates, measured once); the compiled step saves roughly half
 # of each update's time, so a run of 10,000 updates repays even a cold compile. From
@@ -40,7 +43,7 @@ AUTO_COMPILE_MIN_UPDATES = 10_000
 EAGER_MODELS = ("lstm",)
 
 
-def _cpp_compiler() -> Optional[str]:
+def cpp_compiler() -> Optional[str]:
     """The C++ compiler inductor would use on the CPU, or None when there is none."""
     for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
         if name and shutil.which(name):
@@ -48,15 +51,17 @@ def _cpp_compiler() -> Optional[str]:
     return None
 
 
-def choose_training_step(requested: str, model: str, updates: int, device: torch.device
-                         ) -> tuple[str, str]:
-    """Which training step a run uses, and why: ``("eager" | "compiled", reason)``.
+def choose_training_step(requested: str, model: str, updates: int, device: torch.device,
+                         min_updates: int = AUTO_COMPILE_MIN_UPDATES) -> tuple[str, str]:
+    """Which training step a run uses by the fixed rule, and why: ``("eager" | "compiled", reason)``.
 
-    ``requested="auto"`` (what ``fwbook train`` and the sweeps use) picks the compiled step
-    for runs of at least :data:`AUTO_COMPILE_MIN_UPDATES` updates on the CPU with a C++
-    compiler present, for every model Dynamo can trace (not ``lstm``); otherwise the plain
-    eager step. On CUDA "auto" stays eager: the CUDA-graph step has not been checked on a GPU
-    by this project yet, so it runs only when asked for. "eager" and "compiled" are obeyed.
+    ``requested="auto"`` picks the compiled step for runs of at least ``min_updates`` updates
+    on the CPU with a C++ compiler present, for every model Dynamo can trace (not ``lstm``);
+    otherwise the plain eager step. On CUDA "auto" stays eager: the CUDA-graph step has not
+    been checked on a GPU by this project yet, so it runs only when asked for. "eager" and
+    "compiled" are obeyed. ``train`` runs these checks with ``min_updates`` =
+    ``stepcost.PROBE_MIN_UPDATES`` and, where they leave "compiled", decides from measured
+    costs (:func:`fwbook.core.stepcost.choose_step`).
 
     Raises:
         ValueError: ``requested`` is not one of :data:`TRAINING_STEPS`.
@@ -68,14 +73,30 @@ def choose_training_step(requested: str, model: str, updates: int, device: torch
         return requested, "asked for"
     if model in EAGER_MODELS:
         return "eager", f"auto: {model} is not compiled (Dynamo does not trace nn.LSTM)"
-    if updates < AUTO_COMPILE_MIN_UPDATES:
+    if updates < min_updates:
         return "eager", (f"auto: {updates} updates are too few to repay compiling "
-                         f"(compiled from {AUTO_COMPILE_MIN_UPDATES})")
+                         f"(considered from {min_updates})")
     if device.type != "cpu":
         return "eager", "auto: the compiled step is used on CUDA only when asked for"
-    if _cpp_compiler() is None:
+    if cpp_compiler() is None:
         return "eager", "auto: no C++ compiler found for TorchInductor"
     return "compiled", f"auto: {updates} updates on the CPU"
+
+
+def plain_training_step(model, optimizer, inputs, targets, clip_norm):
+    """Forward, backward, clip, Adam. Returns (loss, gradient norm before clipping) tensors.
+
+    Args:
+        inputs: (B, T) token ids; targets: (B,) class ids.
+        clip_norm: global gradient-norm threshold, None for no clipping.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(inputs), targets)
+    loss.backward()
+    max_norm = clip_norm if clip_norm is not None else float("inf")
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    optimizer.step()
+    return loss.detach(), grad_norm.detach()
 
 
 class FastPathWarning(RuntimeWarning):
@@ -187,7 +208,7 @@ class CompiledStep:
 def compiled_training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                            clip_norm: Optional[float], mode: Optional[str] = None,
                            backend: str = "inductor", fallback: bool = True) -> CompiledStep:
-    """The fast training step ``fwbook.core.train`` uses when ``TrainConfig.fast_path`` is set.
+    """The compiled training step (``train(step="compiled")``, or "auto" where it pays).
 
     Args:
         model: the model (already on its device, in training mode).
@@ -200,3 +221,52 @@ def compiled_training_step(model: torch.nn.Module, optimizer: torch.optim.Optimi
         a :class:`CompiledStep`; calling it returns (loss, gradient norm before clipping).
     """
     return CompiledStep(model, optimizer, clip_norm, mode, backend, fallback)
+
+
+class TrainingStep:
+    """The training step of one run, timed: ``step(inputs, targets) -> (loss, grad_norm)``.
+
+    Args:
+        path: "eager" (:func:`plain_training_step`) or "compiled" (:class:`CompiledStep`).
+        reason: why this path (stored in the record).
+        decision: the numbers behind an "auto" decision, if any.
+    Attributes:
+        function: the step itself; calls to it through this object are timed, except the
+            first call of the compiled step (it compiles).
+    """
+
+    def __init__(self, path: str, reason: str, model: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer, clip_norm: Optional[float],
+                 decision: Optional[dict] = None):
+        self.path, self.reason, self.decision = path, reason, decision or {}
+        self.function = (compiled_training_step(model, optimizer, clip_norm)
+                         if path == "compiled" else
+                         functools.partial(plain_training_step, model, optimizer,
+                                           clip_norm=clip_norm))
+        self.seconds, self.timed_calls, self.calls = 0.0, 0, 0
+
+    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        started = time.perf_counter()
+        result = self.function(inputs, targets)
+        if self.calls > 0 or self.path == "eager":  # the compiling first call not counted
+            self.seconds += time.perf_counter() - started
+            self.timed_calls += 1
+        self.calls += 1
+        return result
+
+    def summary(self) -> dict:
+        """The run record's ``training_step``: path, reason, ``compile_s`` (compiled),
+        ``step_s`` (seconds per update), ``decision`` (auto)."""
+        summary = {"path": self.path, "reason": self.reason}
+        if isinstance(self.function, CompiledStep):
+            compile_s = self.function.compile_s
+            summary["compile_s"] = round(compile_s, 2) if compile_s is not None else None
+            if self.function.compiled is False:  # compiling failed: the plain step ran
+                summary["path"] = "eager"
+                summary["reason"] = f"compile failed, fell back: {self.function.fallback_reason}"
+        summary["step_s"] = (round(self.seconds / self.timed_calls, 6) if self.timed_calls
+                             else None)
+        if self.decision:
+            summary["decision"] = self.decision
+        return summary

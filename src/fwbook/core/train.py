@@ -1,31 +1,38 @@
-"""Training on associative retrieval: Adam, gradient clipping, validation, test, run records.
+"""THE training loop for associative retrieval: Adam, gradient clipping, validation, test, record.
 
-``train(config)`` runs one configuration and returns its run record (a dict that is also
-written as JSON when ``output`` is given). Runs are deterministic on the CPU: the same
-configuration and seed give identical curves. A run that writes checkpoints can be killed and
-resumed and ends with the same record (bar wall time) as one never interrupted.
+``train(config)`` runs one configuration and returns its run record (the format of
+:mod:`fwbook.core.records`), also written as JSON when ``output`` is given. Runs are
+deterministic on the CPU: the same configuration and seed give identical curves. A run that
+writes checkpoints can be killed and resumed and ends with the same record (bar wall time) as
+one never interrupted.
+
+Hooks: ``on_evaluation(evaluation)`` is called after every validation pass with an
+:class:`Evaluation` (the curve point just measured, the seconds since training began, the
+model); when it returns True the run stops there, as early stopping would, and the test set
+is read. Benchmarks use it to time a run to a validation error
+(``fwbook.perf.bench.time_to_accuracy``); ``return_model`` hands the trained model to a
+chapter; ``stop_after`` stops as if killed (tests of resuming).
 """
 
 from __future__ import annotations
 
-import errno
 import math
 import os
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
+from fwbook.core import stepcost
+from fwbook.core.checkpoints import DeferredInterrupt, load_checkpoint, save_checkpoint
 from fwbook.core.data import PAPER_NUM_PAIRS, PAPER_SPLIT_SIZES, RetrievalSplit, make_splits
 from fwbook.core.models import ModelConfig, build_model
-from fwbook.core.checkpoints import CheckpointDamaged, read_checkpoint, save_checkpoint
-from fwbook.core.records import RECORD_SCHEMA, config_hash, provenance, thin_curve, write_record
+from fwbook.core.records import (RECORD_SCHEMA, config_hash, provenance, thin_curve, utc_now,
+                                 write_failure, write_record)
+from fwbook.core.steps import TrainingStep, plain_training_step  # noqa: F401 - perf.bench, tests import plain here
 
 LR_SCHEDULES = ("constant", "cosine")
 MAX_SEED = 2**32 - 1  # seeds are offset (data: seed * 1000 + split) and must stay in 64 bits
@@ -33,8 +40,14 @@ MAX_SEED = 2**32 - 1  # seeds are offset (data: seed * 1000 + split) and must st
 DIVERGED_LOSS = 1e3
 # Fields added to TrainConfig after records were committed, with the default that reproduces
 # the runs of those records; at that default a field is left out of ``to_dict()`` (and so of
-# ``config_hash``), so existing records keep their hashes (tests/test_records_hash.py).
+# ``config_hash``), so existing records keep their hashes (tests/test_records.py).
 LATER_TRAIN_FIELDS = {"patience": 0, "min_steps": 0}
+# Fields removed from TrainConfig, with the one value every committed record stores.
+# ``to_dict()`` still writes them, so old and new records of one configuration share their
+# ``config_hash``; ``from_dict`` accepts them at that value only. (``fast_path: true`` meant
+# ``step="compiled"``, which is a choice of ``train``, not part of the configuration.)
+RETIRED_TRAIN_FIELDS = {"fast_path": False}
+CURVES = ("step", "train_loss", "val_error", "val_loss", "grad_norm")
 
 
 @dataclass(frozen=True)
@@ -55,9 +68,6 @@ class TrainConfig:
     clip_norm: Optional[float] = 5.0  # clip the global gradient norm; None: no clipping
     eval_every: int = 1_000  # updates between validation passes (and curve points)
     checkpoint_every: int = 0  # updates between checkpoints; 0: only when a checkpoint path is set, at every eval
-    # always use the compiled step (fwbook.core.steps), tested equal to the plain one; False leaves
-    # the choice to train(step="auto"), which compiles long CPU runs (kept for old records)
-    fast_path: bool = False
     # Early stopping on validation error: stop once `patience` updates have passed without a
     # new lowest validation error (never before `min_steps`), then restore the parameters of
     # that lowest point before the test set is read. 0: train for exactly `steps` updates and
@@ -101,23 +111,55 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         """All fields (the model's through ``ModelConfig.to_dict``), except those of
-        :data:`LATER_TRAIN_FIELDS` still at their default: the dict ``config_hash`` hashes."""
+        :data:`LATER_TRAIN_FIELDS` still at their default, plus :data:`RETIRED_TRAIN_FIELDS`:
+        the dict ``config_hash`` hashes."""
         payload = asdict(self)
         payload["model"] = self.model.to_dict()
         for name, default in LATER_TRAIN_FIELDS.items():
             if payload[name] == default:
                 del payload[name]
-        return payload
+        return {**payload, **RETIRED_TRAIN_FIELDS}
 
     @classmethod
     def from_dict(cls, payload: dict) -> "TrainConfig":
+        """The configuration a record stores (``record["config"]``, a ``to_dict()``)."""
         payload = dict(payload)
+        for name, value in RETIRED_TRAIN_FIELDS.items():
+            stored = payload.pop(name, value)
+            if stored != value:
+                raise ValueError(f"{name}={stored!r} is no longer a training setting (only "
+                                 f"{value!r} is read)")
         payload["model"] = ModelConfig(**payload["model"])
         return cls(**payload)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One validation pass, as ``train``'s ``on_evaluation`` hook sees it."""
+
+    step: int  # updates done
+    train_loss: float  # mean training loss of the updates since the previous pass
+    val_error: float  # classification error on the validation split
+    val_loss: float  # mean cross-entropy on the validation split
+    grad_norm: float  # mean gradient norm (before clipping) since the previous pass
+    elapsed_s: float  # seconds since this process began updating (compiling and passes included)
+    model: torch.nn.Module  # the model being trained; leave it unchanged
+
+
 class TrainingDiverged(RuntimeError):
     """Raised inside the loop when the loss stops being finite; args: (message,)."""
+
+
+class TrainingFault(RuntimeError):
+    """The run stopped on a fault (disk full, ...); ``args[0]`` says what and what to do."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C: the run stopped at update ``step``; ``checkpoint`` (if any) holds that update."""
+
+    def __init__(self, step: int, checkpoint: Optional[Path]):
+        super().__init__(step, checkpoint)
+        self.step, self.checkpoint = step, checkpoint
 
 
 def check_interval(losses: torch.Tensor, step: int, last_finite: dict
@@ -180,138 +222,106 @@ def classification_error(model: torch.nn.Module, split: RetrievalSplit, batch_si
     return wrong / len(split), loss_sum / len(split)
 
 
-def plain_training_step(model, optimizer, inputs, targets, clip_norm):
-    """Forward, backward, clip, Adam. Returns (loss, gradient norm before clipping) tensors."""
-    optimizer.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(inputs), targets)
-    loss.backward()
-    max_norm = clip_norm if clip_norm is not None else float("inf")
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-    optimizer.step()
-    return loss.detach(), grad_norm.detach()
-
-
 def _learning_rate(config: TrainConfig, step: int) -> float:
     if config.lr_schedule == "cosine":
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * step / config.steps))
     return config.lr
 
 
-def _checkpoint_payload(step, model, optimizer, order_generator, permutation, position,
-                        curves, last_finite, config, elapsed_s, interval_losses, norm_sum,
-                        interval, training_step, best=None) -> dict:
-    losses = (torch.stack(interval_losses).cpu() if interval_losses
-              else torch.zeros(0))  # (interval,) losses since the last validation pass
-    return {"format": "fwbook-checkpoint-1", "config": config.to_dict(), "step": step,
-            "elapsed_s": elapsed_s, "best": best,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "order_generator": order_generator.get_state(), "permutation": permutation,
-            "position": position, "curves": curves, "last_finite": last_finite,
-            "interval_losses": losses, "norm_sum": norm_sum.detach().cpu(),
-            "interval": interval, "training_step": training_step}
+class _RunState:
+    """Where a run stands: parameters, Adam, data order, curves; what a checkpoint holds."""
 
+    def __init__(self, config: TrainConfig, model: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer, train_size: int, device: torch.device):
+        self.model, self.optimizer = model, optimizer
+        self.order_generator = torch.Generator().manual_seed(config.seed + 1_000_003)
+        self.permutation = torch.randperm(train_size, generator=self.order_generator)
+        self.position = 0
+        self.curves: dict[str, list] = {name: [] for name in CURVES}
+        self.last_finite = {"step": 0, "loss": None}
+        self.interval_losses: list[torch.Tensor] = []  # per-update losses since the last pass
+        self.norm_sum = torch.zeros((), device=device)
+        self.interval = 0  # updates since the last validation pass
+        self.done = 0  # updates done
+        # early stopping: the lowest validation error so far, its update and its parameters
+        self.best: Optional[dict] = None
 
-class TrainingFault(RuntimeError):
-    """The run stopped on a fault (disk full, ...); ``args[0]`` says what and what to do."""
+    def next_batch(self, batch_size: int) -> torch.Tensor:
+        """(B,) indices of the next mini-batch; a new permutation once one is used up."""
+        if self.position + batch_size > len(self.permutation):
+            self.permutation = torch.randperm(len(self.permutation),
+                                              generator=self.order_generator)
+            self.position = 0
+        self.position += batch_size
+        return self.permutation[self.position - batch_size:self.position]
 
+    def add_update(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        self.done += 1
+        self.interval += 1
+        self.interval_losses.append(loss)
+        self.norm_sum += grad_norm
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C: the run stopped at update ``step``; ``checkpoint`` (if any) holds that update."""
+    def to_payload(self) -> dict:
+        losses = (torch.stack(self.interval_losses).cpu() if self.interval_losses
+                  else torch.zeros(0))  # (interval,) losses since the last validation pass
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "step": self.done, "best": self.best,
+                "order_generator": self.order_generator.get_state(),
+                "permutation": self.permutation, "position": self.position,
+                "curves": self.curves, "last_finite": self.last_finite,
+                "interval_losses": losses, "norm_sum": self.norm_sum.detach().cpu(),
+                "interval": self.interval}
 
-    def __init__(self, step: int, checkpoint: Optional[Path]):
-        super().__init__(step, checkpoint)
-        self.step, self.checkpoint = step, checkpoint
+    def restore(self, payload: dict, device: torch.device) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.order_generator.set_state(payload["order_generator"])
+        self.permutation, self.position = payload["permutation"], payload["position"]
+        self.curves, self.last_finite = payload["curves"], payload["last_finite"]
+        self.done, self.best = payload["step"], payload.get("best")
+        if "interval_losses" in payload:  # a checkpoint taken between two validation passes
+            self.interval_losses = [loss.to(device) for loss in payload["interval_losses"]]
+            self.norm_sum = payload["norm_sum"].to(device)
+            self.interval = payload["interval"]
 
+    def close_interval(self, validation: RetrievalSplit, elapsed_s: float) -> Evaluation:
+        """The validation pass after update ``done``: add a curve point, start a new interval.
 
-def _write_failure(what: Path, error: OSError) -> str:
-    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is full",
-              errno.EFBIG: "the file-size limit is reached"}.get(error.errno,
-                                                                  "it could not be written")
-    return f"could not write {what}: {reason} ({error.strerror or error})"
+        Raises:
+            TrainingDiverged: an update of the interval had a loss not finite or too large.
+        """
+        losses = torch.stack(self.interval_losses).cpu()  # (interval,)
+        self.last_finite, message = check_interval(losses, self.done, self.last_finite)
+        if message is not None:
+            raise TrainingDiverged(message)
+        val_error, val_loss = classification_error(self.model, validation)
+        point = Evaluation(self.done, float(losses.mean()), val_error, val_loss,
+                           float(self.norm_sum) / self.interval, elapsed_s, self.model)
+        for name in CURVES:
+            self.curves[name].append(getattr(point, name))
+        self.interval_losses.clear()
+        self.norm_sum.zero_()
+        self.interval = 0
+        return point
 
-
-def load_checkpoint(path: str | os.PathLike, config: TrainConfig) -> dict:
-    """Read and verify a checkpoint written by :func:`train` for the same configuration.
-
-    Raises:
-        ValueError: the file is damaged (checksum), not a fwbook checkpoint, or for another
-            configuration. The file is never deleted.
-    """
-    path = Path(path)
-    try:
-        payload = read_checkpoint(path)
-    except OSError as error:
-        raise ValueError(f"checkpoint {path} cannot be read ({error.strerror or error})") from None
-    except CheckpointDamaged:
-        raise
-    except Exception as error:  # noqa: BLE001 - torch.load of verified bytes should not fail
-        raise ValueError(f"checkpoint {path} is corrupt or unreadable "
-                         f"({type(error).__name__}); it is kept for inspection: move it away "
-                         f"to start the run afresh") from None
-    if payload["config"] != config.to_dict():
-        raise ValueError(f"checkpoint {path} belongs to a different configuration; "
-                         f"move it away or choose another output path")
-    return payload
-
-
-class _DeferredInterrupt:
-    """While active (main thread only), Ctrl-C sets ``requested`` instead of raising, so the
-    loop stops between two updates; a second Ctrl-C raises at once."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-
-def _choose_step(step: str, config: TrainConfig, model, optimizer, train_split,
-                 device: torch.device, resumed: Optional[dict]) -> tuple[str, str, dict]:
-    """The training step of this run: (path, reason, numbers behind an auto decision)."""
-    from fwbook.core.steps import EAGER_MODELS, _cpp_compiler, choose_training_step
-    from fwbook.core import stepcost
-
-    if step != "auto":
-        path, reason = choose_training_step(step, config.model.model, config.steps, device)
-        return path, reason, {}
-    if resumed and resumed.get("path") in ("eager", "compiled"):
-        return resumed["path"], f"auto, kept from the checkpoint: {resumed.get('reason', '')}", \
-            dict(resumed.get("decision") or {})
-    if config.model.model in EAGER_MODELS:
-        return "eager", f"auto: {config.model.model} is not compiled (Dynamo does not trace nn.LSTM)", {}
-    if device.type != "cpu":
-        return "eager", "auto: the compiled step is used on CUDA only when asked for", {}
-    if config.steps < stepcost.PROBE_MIN_UPDATES:
-        return "eager", (f"auto: {config.steps} updates are too few to repay even a cached "
-                         f"compile (probed from {stepcost.PROBE_MIN_UPDATES})"), {}
-    if _cpp_compiler() is None:
-        return "eager", "auto: no C++ compiler found for TorchInductor", {}
-    inputs = train_split.inputs[:config.batch_size]
-    targets = train_split.targets[:config.batch_size]
-    eager_s = stepcost.time_eager_updates(model, optimizer, inputs, targets, config.clip_norm,
-                                          plain_training_step)
-    key = stepcost.cost_key(config, device, torch.get_num_threads())
-    return stepcost.decide(config.steps, eager_s, stepcost.cached_costs(key))
+    def patience_ran_out(self, config: TrainConfig, point: Evaluation) -> bool:
+        """Early stopping: keep the lowest validation error's parameters; True to stop."""
+        if not config.patience:
+            return False
+        if self.best is None or point.val_error < self.best["val_error"]:
+            self.best = {"step": self.done, "val_error": point.val_error,
+                         "val_loss": point.val_loss,
+                         "state": {key: value.detach().clone().cpu()
+                                   for key, value in self.model.state_dict().items()}}
+        return (config.min_steps <= self.done < config.steps
+                and self.done - self.best["step"] >= config.patience)
 
 
 def train(config: TrainConfig, output: str | os.PathLike | None = None, device: str = "auto",
           checkpoint: str | os.PathLike | None = None, quiet: bool = False,
           profile: Optional[str] = None, stop_after: Optional[int] = None,
-          return_model: bool = False, step: str = "auto"):
+          return_model: bool = False, step: str = "auto",
+          on_evaluation: Optional[Callable[[Evaluation], Optional[bool]]] = None):
     """Train one model on associative retrieval and return its run record.
 
     Args:
@@ -328,7 +338,10 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         step: the training step: "auto" (compiled when the measured or cached compile time
             is repaid, see :mod:`fwbook.core.stepcost`), "eager" or "compiled". Both steps do the
             same maths (tested equal); the record says which ran, why, and how long compiling
-            took. ``config.fast_path`` forces "compiled".
+            took.
+        on_evaluation: called with an :class:`Evaluation` after every validation pass; a
+            true return value stops the run there (the record then has ``stopped_by`` =
+            "on_evaluation"). Not called again for the passes of a resumed checkpoint.
     Returns:
         the run record dict (``record["status"]`` is "completed" or "diverged"), or
         ``(record, model)`` when ``return_model`` is true.
@@ -337,203 +350,116 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
         TrainingFault: a checkpoint or the record could not be written (disk full, ...);
             the message says which file, what is kept and what to do.
     """
-    from fwbook.core.steps import compiled_training_step
-
     torch_device = resolve_device(device)
-    if config.fast_path:
-        if step == "eager":
-            raise ValueError("config.fast_path asks for the compiled step but step='eager' "
-                             "was given; drop one of the two")
-        step = "compiled"
     started = time.perf_counter()
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started_at = utc_now()
     data = make_splits(config.data_seed, config.num_pairs, config.num_train,
                        config.num_validation, config.num_test)
     train_split = data.train.to(torch_device)
     validation = data.validation.to(torch_device)
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = build_model(config.model)
-    model.to(torch_device).train()
+    model = build_model(config.model, seed=config.seed).to(torch_device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-
-    order_generator = torch.Generator().manual_seed(config.seed + 1_000_003)
-    permutation = torch.randperm(len(train_split), generator=order_generator)
-    position = 0
-    curves = {"step": [], "train_loss": [], "val_error": [], "val_loss": [], "grad_norm": []}
-    last_finite = {"step": 0, "loss": None}
-    interval_losses: list[torch.Tensor] = []  # per-update losses since the last evaluation
-    norm_sum = torch.zeros((), device=torch_device)
-    interval = 0
-    done = 0
-    # early stopping: the lowest validation error so far, its update and its parameters
-    best: Optional[dict] = None
-    stop_reason = "cap"  # why the loop ended: "cap" (config.steps) or "patience"
+    run = _RunState(config, model, optimizer, len(train_split), torch_device)
     checkpoint_path = Path(checkpoint) if checkpoint else None
-    state = None
+    resumed = None
     if checkpoint_path is not None and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, config)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        order_generator.set_state(state["order_generator"])
-        permutation, position = state["permutation"], state["position"]
-        curves, last_finite, done = state["curves"], state["last_finite"], state["step"]
-        if "interval_losses" in state:  # a checkpoint taken between two validation passes
-            interval_losses = [loss.to(torch_device) for loss in state["interval_losses"]]
-            norm_sum = state["norm_sum"].to(torch_device)
-            interval = state["interval"]
-        best = state.get("best")
-        started -= state.get("elapsed_s", 0.0)  # wall time counts the interrupted part too
+        resumed = load_checkpoint(checkpoint_path, config)
+        run.restore(resumed, torch_device)
+        started -= resumed.get("elapsed_s", 0.0)  # wall time counts the interrupted part too
     checkpoint_every = config.checkpoint_every or config.eval_every
-    saved_step = done if state is not None else None
+    saved_step = run.done if resumed is not None else None
 
-    step_path, step_reason, decision = _choose_step(
-        step, config, model, optimizer, train_split, torch_device,
-        state.get("training_step") if state is not None else None)
-    if step_path == "compiled":
-        step_function = compiled_training_step(model, optimizer, config.clip_norm)
-    else:
-        def step_function(inputs, targets):
-            return plain_training_step(model, optimizer, inputs, targets, config.clip_norm)
-    training_step = {"path": step_path, "reason": step_reason, "decision": decision}
+    choice = stepcost.choose_step(step, config, model, optimizer,
+                                  train_split.inputs[:config.batch_size],
+                                  train_split.targets[:config.batch_size], torch_device,
+                                  resumed.get("training_step") if resumed else None)
+    step_function = TrainingStep(choice["path"], choice["reason"], model, optimizer,
+                                 config.clip_norm, choice["decision"])
 
-    def save(at_step: int) -> None:
+    def save() -> None:
         nonlocal saved_step
+        payload = {"format": "fwbook-checkpoint-1", "config": config.to_dict(),
+                   "elapsed_s": time.perf_counter() - started, "training_step": choice,
+                   **run.to_payload()}
         try:
-            save_checkpoint(checkpoint_path, _checkpoint_payload(
-                at_step, model, optimizer, order_generator, permutation, position, curves,
-                last_finite, config, time.perf_counter() - started, interval_losses, norm_sum,
-                interval, training_step, best))
+            save_checkpoint(checkpoint_path, payload)
         except OSError as error:
             kept = (f"the checkpoint of update {saved_step:,} is kept" if saved_step
                     else "there is no earlier checkpoint")
-            raise TrainingFault(f"{_write_failure(checkpoint_path, error)} at update "
-                                f"{at_step:,}; {kept}: free space and run the same command "
+            raise TrainingFault(f"{write_failure(checkpoint_path, error)} at update "
+                                f"{run.done:,}; {kept}: free space and run the same command "
                                 f"to resume") from None
-        saved_step = at_step
+        saved_step = run.done
 
-    progress = None
-    if not quiet:
-        from tqdm.auto import tqdm
-        progress = tqdm(total=config.steps, initial=done, unit="upd", dynamic_ncols=True,
-                        desc=f"{config.model.model} R={config.model.hidden}")
-    status, message = "completed", ""
-    step_time, timed_updates, calls = 0.0, 0, 0
+    from tqdm.auto import tqdm
+
+    progress = tqdm(total=config.steps, initial=run.done, unit="upd", dynamic_ncols=True,
+                    desc=f"{config.model.model} R={config.model.hidden}", disable=quiet)
+    status, message, stopped_by = "completed", "", None
+    loop_started = time.perf_counter()
     try:
-        with _DeferredInterrupt() as interrupt:
-            while done < config.steps:
+        with DeferredInterrupt() as interrupt:
+            while run.done < config.steps:
                 if interrupt.requested:
-                    if checkpoint_path is not None and saved_step != done:
-                        save(done)
-                    raise TrainingInterrupted(done, checkpoint_path)
-                if position + config.batch_size > len(train_split):
-                    permutation = torch.randperm(len(train_split), generator=order_generator)
-                    position = 0
-                index = permutation[position:position + config.batch_size].to(torch_device)
-                position += config.batch_size
+                    if checkpoint_path is not None and saved_step != run.done:
+                        save()
+                    raise TrainingInterrupted(run.done, checkpoint_path)
+                index = run.next_batch(config.batch_size).to(torch_device)  # (B,)
                 for group in optimizer.param_groups:
-                    group["lr"] = _learning_rate(config, done)
-                tick = time.perf_counter()
+                    group["lr"] = _learning_rate(config, run.done)
                 loss, grad_norm = step_function(train_split.inputs[index],
                                                 train_split.targets[index])
-                if calls > 0 or step_path == "eager":  # the compiling first call not counted
-                    step_time += time.perf_counter() - tick
-                    timed_updates += 1
-                calls += 1
-                done += 1
-                interval += 1
-                interval_losses.append(loss)
-                norm_sum += grad_norm
-                if done % config.eval_every == 0 or done == config.steps:
-                    losses = torch.stack(interval_losses).cpu()  # (interval,)
-                    last_finite, message = check_interval(losses, done, last_finite)
-                    if message is not None:
-                        raise TrainingDiverged(message)
-                    mean_loss = float(losses.mean())
-                    val_error, val_loss = classification_error(model, validation)
-                    curves["step"].append(done)
-                    curves["train_loss"].append(mean_loss)
-                    curves["val_error"].append(val_error)
-                    curves["val_loss"].append(val_loss)
-                    curves["grad_norm"].append(float(norm_sum) / interval)
-                    interval_losses.clear()
-                    norm_sum.zero_()
-                    interval = 0
-                    if progress is not None:
-                        progress.set_postfix(loss=f"{mean_loss:.3f}", val_err=f"{val_error:.2%}")
-                    stopping = False
-                    if config.patience:
-                        if best is None or val_error < best["val_error"]:
-                            best = {"step": done, "val_error": val_error, "val_loss": val_loss,
-                                    "state": {key: value.detach().clone().cpu() for key, value
-                                              in model.state_dict().items()}}
-                        stopping = (done >= config.min_steps and done < config.steps
-                                    and done - best["step"] >= config.patience)
-                    if checkpoint_path is not None and (done % checkpoint_every == 0) \
-                            and done < config.steps and not stopping:
-                        save(done)
-                    if stop_after is not None and done >= stop_after:
-                        return None
-                    if stopping:
-                        stop_reason = "patience"
-                        break
-                if progress is not None:
-                    progress.update(1)
+                run.add_update(loss, grad_norm)
+                progress.update(1)
+                if run.done % config.eval_every and run.done != config.steps:
+                    continue
+                point = run.close_interval(validation, time.perf_counter() - loop_started)
+                progress.set_postfix(loss=f"{point.train_loss:.3f}", val_err=f"{point.val_error:.2%}")
+                asked_to_stop = on_evaluation is not None and bool(on_evaluation(point))
+                if run.patience_ran_out(config, point):
+                    stopped_by = "patience"
+                elif asked_to_stop and run.done < config.steps:
+                    stopped_by = "on_evaluation"
+                if checkpoint_path is not None and run.done % checkpoint_every == 0 \
+                        and run.done < config.steps and stopped_by is None:
+                    save()
+                if stop_after is not None and run.done >= stop_after:
+                    return None
+                if stopped_by is not None:
+                    break
     except TrainingDiverged as diverged:
         status, message = "diverged", diverged.args[0]
     finally:
-        if progress is not None:
-            progress.close()
+        progress.close()
 
-    if best is not None and status == "completed":
-        # early stopping keeps the parameters of the lowest validation error
-        model.load_state_dict(best["state"])
+    test_error, test_loss = None, None
     if status == "completed":
+        if run.best is not None:  # early stopping keeps the parameters of the lowest val error
+            model.load_state_dict(run.best["state"])
         # the only place the test set is read: once, after training has stopped
         test_error, test_loss = classification_error(model, data.test.to(torch_device))
-    else:
-        test_error, test_loss = None, None
-    summary = _step_summary(step_path, step_reason, step_function)
-    summary["step_s"] = round(step_time / timed_updates, 6) if timed_updates else None
-    if decision:
-        summary["decision"] = decision
-    _remember_costs(config, torch_device, summary)
-    config_dict = config.to_dict()
+    summary = step_function.summary()
+    stepcost.remember_run(config, torch_device, summary)
+    best = run.best
     record = {
-        "schema": RECORD_SCHEMA,
-        "status": status,
-        "message": message,
-        "model": config.model.model,
-        "hidden": config.model.hidden,
-        "seed": config.seed,
-        "profile": profile,
-        "test_error": test_error,
-        "test_loss": test_loss,
-        "final_val_error": curves["val_error"][-1] if curves["val_error"] else None,
-        "steps_done": done,
+        "schema": RECORD_SCHEMA, "status": status, "message": message,
+        "model": config.model.model, "hidden": config.model.hidden, "seed": config.seed,
+        "profile": profile, "test_error": test_error, "test_loss": test_loss,
+        "final_val_error": run.curves["val_error"][-1] if run.curves["val_error"] else None,
+        "steps_done": run.done,
         **({"early_stopping": {"best_step": best["step"], "best_val_error": best["val_error"],
-                               "best_val_loss": best["val_loss"], "stop_reason": stop_reason}}
+                               "best_val_loss": best["val_loss"],
+                               "stop_reason": "patience" if stopped_by == "patience" else "cap"}}
            if config.patience and best is not None else {}),
-        "config": config_dict,
-        "config_hash": config_hash(config_dict),
+        **({"stopped_by": stopped_by} if stopped_by == "on_evaluation" else {}),
+        "config": config.to_dict(), "config_hash": config_hash(config),
         **provenance(torch_device),
         "wall_s": round(time.perf_counter() - started, 2),
-        "training_step": summary,
-        "started_at": started_at,
-        "curves": thin_curve(curves),
+        "training_step": summary, "started_at": started_at,
+        "curves": thin_curve(run.curves),
     }
     if output is not None:
-        try:
-            write_record(output, record)
-        except OSError as error:
-            if checkpoint_path is not None and checkpoint_path.exists():
-                kept = (f"the checkpoint {checkpoint_path} (update {saved_step:,}) is kept: "
-                        f"free space and run the same command to resume")
-            else:
-                kept = "no checkpoint was kept: free space and run the same command again"
-            raise TrainingFault(f"{_write_failure(Path(output), error)} after all "
-                                f"{done:,} updates; {kept}") from None
+        _write_output(output, record, checkpoint_path, saved_step)
     if checkpoint_path is not None:
         checkpoint_path.unlink(missing_ok=True)
     if return_model:
@@ -541,27 +467,19 @@ def train(config: TrainConfig, output: str | os.PathLike | None = None, device: 
     return record
 
 
-def _remember_costs(config: TrainConfig, device: torch.device, summary: dict) -> None:
-    """Store a compiled run's measured compile time and step time for later ``auto``
-    decisions (CPU only; the eager step is timed afresh by every decision)."""
-    from fwbook.core import stepcost
-
-    if device.type != "cpu" or not summary.get("step_s") or summary["path"] != "compiled":
-        return
-    key = stepcost.cost_key(config, device, torch.get_num_threads())
-    stepcost.remember(key, compile_s=summary.get("compile_s"), compiled_step_s=summary["step_s"])
-
-
-def _step_summary(path: str, reason: str, step_function) -> dict:
-    """What the record says about the training step: which ran, why, compile time."""
-    summary = {"path": path, "reason": reason}
-    if path == "compiled":
-        summary["compile_s"] = (round(step_function.compile_s, 2)
-                                if step_function.compile_s is not None else None)
-        if step_function.compiled is False:  # compiling failed: the plain step ran
-            summary["path"] = "eager"
-            summary["reason"] = f"compile failed, fell back: {step_function.fallback_reason}"
-    return summary
+def _write_output(output, record: dict, checkpoint_path: Optional[Path],
+                  saved_step: Optional[int]) -> None:
+    """Write the finished run's record; on a write error say what is kept (TrainingFault)."""
+    try:
+        write_record(output, record)
+    except OSError as error:
+        if checkpoint_path is not None and checkpoint_path.exists():
+            kept = (f"the checkpoint {checkpoint_path} (update {saved_step:,}) is kept: "
+                    f"free space and run the same command to resume")
+        else:
+            kept = "no checkpoint was kept: free space and run the same command again"
+        raise TrainingFault(f"{write_failure(Path(output), error)} after all "
+                            f"{record['steps_done']:,} updates; {kept}") from None
 
 
 def with_overrides(config: TrainConfig, **changes) -> TrainConfig:

@@ -8,7 +8,7 @@ reported as ``None`` (shown as "n/a" by the chapters), never as 0.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 DDOF = 1
 
@@ -36,3 +36,20 @@ def format_mean_std(summary: dict, scale: float = 1.0, digits: int = 2, unit: st
     if summary["std"] is not None:
         text += f" ± {summary['std'] * scale:.{digits}f}"
     return text + unit
+
+
+def aggregate(records: Iterable[dict], by: Sequence[str] = ("model", "hidden"),
+              value: str = "test_error") -> list[dict]:
+    """:func:`summarize` of ``value`` for every group of records sharing the fields ``by``.
+
+    Records without ``value`` (diverged or unfinished runs) are left out. Returns one dict per
+    group, sorted by its key: the ``by`` fields, ``n``, ``mean``, ``std``, ``min``, ``max`` and
+    ``paths`` (the records behind the cell).
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        if record.get(value) is not None:
+            groups.setdefault(tuple(record.get(key) for key in by), []).append(record)
+    return [{**dict(zip(by, key)), **summarize(member[value] for member in members),
+             "paths": [member.get("path", "") for member in members]}
+            for key, members in sorted(groups.items(), key=lambda item: tuple(map(str, item[0])))]

@@ -460,61 +460,40 @@ def time_to_accuracy(hidden: int = 20, thresholds: tuple[float, ...] = (0.05, 0.
                      step: str = "auto", num_validation: int = 10_000) -> dict:
     """Updates and wall seconds for FW (Eq. 4) from scratch to each validation-error threshold.
 
-    The run follows ``fwbook.core.train`` (same data, initialisation, order, Adam, clipping at 5)
-    and stops once the last threshold is reached or after ``max_updates``. Wall seconds count
-    training and the validation passes (every ``eval_every`` updates), compile time included
-    and also given apart. ``step`` is the training step as in ``fwbook.core.train`` ("auto" picks
-    what ``train`` would for a run of ``max_updates`` updates).
+    One run of ``fwbook.core.train.train`` (K = 4, 100,000 training sequences, Adam, clipping
+    at 5), stopped by its ``on_evaluation`` hook once the last threshold is reached, or after
+    ``max_updates``. Wall seconds count training and the validation passes (every
+    ``eval_every`` updates) from the first update, compile time included and also given
+    apart. ``step`` is ``train``'s training step ("auto" decides as ``train`` does for a run of
+    ``max_updates`` updates).
 
     Returns:
         ``{"hidden", "step", "compile_s", "thresholds": [{"val_error", "updates",
         "wall_s"} ...], "curve": {"step", "val_error", "wall_s"}}``; a threshold never reached
         has ``updates`` and ``wall_s`` None.
     """
-    from fwbook.core.data import make_splits
-    from fwbook.core.steps import choose_training_step, compiled_training_step
-    from fwbook.core.train import classification_error
+    from fwbook.core.train import TrainConfig, train
 
-    torch_device = torch.device(device)
-    data = make_splits(0, 4, 100_000, num_validation, 1)
-    train_split, validation = data.train.to(torch_device), data.validation.to(torch_device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(ModelConfig(model="fast_weights", hidden=hidden)).to(torch_device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    step, _ = choose_training_step(step, "fast_weights", max_updates, torch_device)
-    if step == "compiled":
-        step_function = compiled_training_step(model, optimizer, 5.0)
-    else:
-        def step_function(inputs, targets):
-            return plain_training_step(model, optimizer, inputs, targets, 5.0)
-    generator = torch.Generator().manual_seed(seed + 1_000_003)
-    permutation, position = torch.randperm(len(train_split), generator=generator), 0
+    config = TrainConfig(model=ModelConfig(model="fast_weights", hidden=hidden), num_pairs=4,
+                         num_train=100_000, num_validation=num_validation, num_test=1,
+                         data_seed=0, seed=seed, lr=lr, batch_size=batch_size,
+                         steps=max_updates, clip_norm=5.0, eval_every=eval_every)
     remaining = sorted(thresholds, reverse=True)
     reached: dict[float, tuple[int, float]] = {}
     curve = {"step": [], "val_error": [], "wall_s": []}
-    started = time.perf_counter()
-    for update in range(1, max_updates + 1):
-        if position + batch_size > len(train_split):
-            permutation, position = torch.randperm(len(train_split), generator=generator), 0
-        index = permutation[position:position + batch_size].to(torch_device)
-        position += batch_size
-        step_function(train_split.inputs[index], train_split.targets[index])
-        if update % eval_every == 0:
-            error, _ = classification_error(model, validation)
-            elapsed = time.perf_counter() - started
-            curve["step"].append(update)
-            curve["val_error"].append(error)
-            curve["wall_s"].append(round(elapsed, 2))
-            while remaining and error <= remaining[0]:
-                reached[remaining.pop(0)] = (update, elapsed)
-            if not remaining:
-                break
-    compile_s = getattr(step_function, "compile_s", None)
-    if getattr(step_function, "compiled", None) is False:
-        step = "eager"  # compiling failed; the plain step ran
-    return {"hidden": hidden, "step": step, "eval_every": eval_every, "lr": lr,
-            "batch_size": batch_size, "max_updates": max_updates,
+
+    def note(point) -> bool:
+        curve["step"].append(point.step)
+        curve["val_error"].append(point.val_error)
+        curve["wall_s"].append(round(point.elapsed_s, 2))
+        while remaining and point.val_error <= remaining[0]:
+            reached[remaining.pop(0)] = (point.step, point.elapsed_s)
+        return not remaining  # every threshold reached: stop
+
+    record = train(config, device=device, quiet=True, step=step, on_evaluation=note)
+    compile_s = record["training_step"].get("compile_s")
+    return {"hidden": hidden, "step": record["training_step"]["path"], "eval_every": eval_every,
+            "lr": lr, "batch_size": batch_size, "max_updates": max_updates,
             "compile_s": round(compile_s, 1) if compile_s is not None else None,
             "thresholds": [{"val_error": threshold,
                             "updates": reached[threshold][0] if threshold in reached else None,

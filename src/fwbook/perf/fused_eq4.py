@@ -1,6 +1,6 @@
 """The Eq. 4 recurrence with a hand-derived backward, and the training step built on it.
 
-``FastWeightsCore._forward_efficient`` leaves the backward of the T-step recurrence to
+``FastWeightsCore.forward`` (Eq. 4 form) leaves the backward of the T-step recurrence to
 autograd, which records every small operation of every step and replays each one backward.
 :class:`Eq4Recurrence` computes the same forward (Eq. 1-2 through Eq. 4, the LN inner loop)
 and supplies its own backward, derived by hand below:
@@ -37,7 +37,7 @@ __all__ = ["Eq4Recurrence", "eq4_states", "fused_loss", "fused_training_step", "
 
 
 def _powers(decay: float, fast_lr: float, steps: int, like: torch.Tensor) -> torch.Tensor:
-    """η λ^(T-1-k) for k = 0..T-1 (T,), computed exactly as ``_forward_efficient`` does."""
+    """η λ^(T-1-k) for k = 0..T-1 (T,), computed exactly as ``FastWeightsCore.decay_powers`` does."""
     return fast_lr * torch.pow(torch.as_tensor(decay, dtype=like.dtype, device=like.device),
                                torch.arange(steps - 1, -1, -1, dtype=like.dtype,
                                             device=like.device))

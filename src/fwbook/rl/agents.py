@@ -35,7 +35,6 @@ from __future__ import annotations
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Optional, Sequence
@@ -47,7 +46,7 @@ from torch import nn
 
 from fwbook.core.models import FastWeightsCore
 from fwbook.core.records import (RECORD_SCHEMA, REPO_ROOT, config_hash, provenance, read_record,
-                                 write_record)
+                                 utc_now, write_record)
 from fwbook.core.train import resolve_device
 from fwbook.experiments.sweep import existing_record, record_path
 from fwbook.rl.catch import NUM_ACTIONS, VectorCatch, check_game_size
@@ -279,10 +278,6 @@ def run_name(config: AgentConfig, seed: int, profile: Optional[str] = None) -> s
     return f"{prefix}{config.core}_seed{seed}"
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def train(config: AgentConfig, seed: int = 0, device: str = "auto",
           out: Optional[str | Path] = None, quiet: bool = False,
           profile: Optional[str] = None) -> dict:
@@ -304,7 +299,7 @@ def train(config: AgentConfig, seed: int = 0, device: str = "auto",
     from tqdm.auto import tqdm
 
     device = resolve_device(device)
-    origin, started_at = provenance(device), _now()  # the code that ran, and where
+    origin, started_at = provenance(device), utc_now()  # the code that ran, and where
     agent = build_agent(config, seed).to(device)  # initial weights
     env = VectorCatch(config.batch, config.size, config.visible_steps, device, seed=seed)
     sampler = torch.Generator().manual_seed(seed + 1)  # action sampling
@@ -341,7 +336,7 @@ def train(config: AgentConfig, seed: int = 0, device: str = "auto",
         "config": config_dict, "config_hash": config_hash(config_dict),
         "final_greedy_catch_rate": final, **origin,
         "wall_s": round(time.perf_counter() - start, 2), "train_s": round(train_seconds, 2),
-        "started_at": started_at, "finished_at": _now(), "curves": curves,
+        "started_at": started_at, "finished_at": utc_now(), "curves": curves,
     }
     if out is not None:
         out = Path(out)

@@ -1,4 +1,7 @@
-"""Tests of the Associative LSTM (Danihelka et al. 2016) and its holographic memory."""
+"""Tests of the controls: the Associative LSTM (Danihelka et al. 2016) and its holographic memory.
+
+The IRNN, LN-IRNN and LSTM share their tests with the fast-weights RNN in test_models.py.
+"""
 
 import math
 
@@ -7,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from fwbook.core.controls import (
-    AssociativeLSTMClassifier, HolographicMemory, bind, bound, from_complex, random_permutations,
+    AssociativeLSTMClassifier, bind, bound, from_complex, random_permutations,
     recall, store, to_complex, unbind)
 from fwbook.core.data import make_splits
 from fwbook.core.models import ModelConfig, build_model
@@ -66,11 +69,6 @@ def test_store_then_recall_right_key_beats_wrong_key():
     # per real entry: right ≈ (K-1)/(2N) = 0.125, wrong ≈ 1/2 + K/(2N) ≈ 0.69
     assert right < 0.2 < 0.5 < wrong
     assert right < wrong / 4
-    # the stateful wrapper stores and recalls the same thing
-    holo = HolographicMemory(units, copies, batch=draws, seed=0, dtype=torch.float64)
-    for k in range(pairs):
-        holo.write(keys[:, k], values[:, k])
-    assert torch.allclose(holo.read(keys[:, 0]), recall(keys[:, 0], memory, perms))
 
 
 def test_more_copies_reduce_retrieval_noise():
