@@ -1,4 +1,4 @@
-"""``python -m fwbook sweep table1|ablations``: run a grid of configurations, resumably.
+"""``fwbook sweep table1|ablations|fair``: run a grid of configurations, resumably.
 
 Registered in ``fwbook.cli.main.SUBCOMMANDS``. Examples::
 
