@@ -21,6 +21,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-extensions", "--mute-audio", "--hide-scrollbars", "--window-size=1280,1000",
          # no DNS: a page that needed the network would visibly break
          "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+# what a test of the browser explorers waits for: the page's first explorer has mounted (or failed)
+EXPLORER_MOUNTED = ("document.querySelector('.fw-explorer') && "
+                    "document.querySelector('.fw-explorer').dataset.fwState")
 
 
 def find_chromium() -> str | None:
@@ -29,6 +32,20 @@ def find_chromium() -> str | None:
         if candidate and shutil.which(candidate):
             return shutil.which(candidate)
     return None
+
+
+def require_chromium() -> str:
+    """The Chromium to test with. Without one the test is skipped, except in CI, where
+    ``.ci/book_setup.sh`` installs it: there a missing browser is a failure."""
+    import pytest
+
+    chromium = find_chromium()
+    if chromium is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing in CI: .ci/book_setup.sh should have installed it")
+        pytest.skip("Chromium is not installed (locally: apt-get install -y chromium, or "
+                    "bash .ci/book_setup.sh)")
+    return chromium
 
 
 class CDPError(RuntimeError):
@@ -66,6 +83,7 @@ class Browser:
         self.send("Page.enable")
         self.send("Runtime.enable")
         self.send("Network.enable")
+        self.send("Log.enable")  # the browser's own errors (a script or file that failed to load)
 
     # protocol ---------------------------------------------------------------------------
 
@@ -98,6 +116,14 @@ class Browser:
         since = len(self.events)
         self.send("Page.navigate", url=url)
         self.wait_for("Page.loadEventFired", since)
+
+    def open(self, url: str, until: str | None = None) -> None:
+        """Forget the events so far, load ``url``, then wait until ``until`` (JavaScript) is
+        truthy."""
+        self.events.clear()
+        self.navigate(url)
+        if until:
+            self.wait_until(until)
 
     def evaluate(self, expression: str, await_promise: bool = False):
         result = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
@@ -140,13 +166,25 @@ class Browser:
                 if event.get("method") == "Network.requestWillBeSent"]
 
     def console_errors(self) -> list[str]:
+        """What the console shows as errors: uncaught exceptions (a script that does not even
+        parse included), ``console.error`` calls and the browser's own error entries (a file
+        that failed to load; the favicon, which no page asks for, left out)."""
         errors = []
         for event in self.events:
-            if event.get("method") == "Runtime.exceptionThrown":
-                details = event["params"]["exceptionDetails"]
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                details = params["exceptionDetails"]
                 description = details.get("exception", {}).get("description", details.get("text"))
                 errors.append(f"{description} (at {details.get('url', '?')}:"
                               f"{details.get('lineNumber', '?')})")
+            elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+                errors.append("console.error: " + " ".join(
+                    str(argument.get("value", argument.get("description", "")))
+                    for argument in params.get("args", [])))
+            elif (method == "Log.entryAdded" and params["entry"].get("level") == "error"
+                  and not params["entry"].get("url", "").endswith("/favicon.ico")):
+                entry = params["entry"]
+                errors.append(f"{entry.get('text')} ({entry.get('url', '?')})")
         return errors
 
     def close(self) -> None:

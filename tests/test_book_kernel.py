@@ -17,8 +17,10 @@ import nbformat
 import pytest
 
 from fwbook.cli import book
+from fwbook.cli import book_chapter
 from fwbook.cli import book_execute
 from fwbook.cli import book_key
+from fwbook.cli import book_request
 
 QUICK_DOG = book_execute.Watchdog(start_s=30, reply_s=5, silence_s=8, ping_s=2)
 HEADER = ('# %% [markdown]\n# # 1. Tiny\n\n'
@@ -38,8 +40,8 @@ def _book(root: Path, cells: str, name: str = "01_tiny") -> Path:
 
 def _fails_quickly(root: Path, limit_s: float, **kwargs) -> str:
     started = time.perf_counter()
-    with pytest.raises(book.BookBuildError) as failure:
-        book.execute_chapter("01_tiny", "smoke", 0, "cpu", root=root, watchdog=QUICK_DOG,
+    with pytest.raises(book_request.BookBuildError) as failure:
+        book_chapter.execute_chapter("01_tiny", "smoke", 0, "cpu", root=root, watchdog=QUICK_DOG,
                              **kwargs)
     seconds = time.perf_counter() - started
     message = str(failure.value)
@@ -59,7 +61,7 @@ def test_output_widget_outputs_are_not_echoed_to_the_kernel(tmp_path):
                     '# %%\nimport time\ntime.sleep(1)\n'
                     'assert out.outputs == (), f"the client echoed {out.outputs!r}"\n'
                     'print("the kernel received no echo")\n')
-    target = book.execute_chapter("01_tiny", "smoke", 0, "cpu", root=tmp_path)
+    target = book_chapter.execute_chapter("01_tiny", "smoke", 0, "cpu", root=tmp_path)
     notebook = nbformat.read(target, as_version=4)
     printed = "".join(output.get("text", "") for cell in notebook.cells
                       for output in cell.get("outputs", []))
@@ -77,7 +79,7 @@ def test_a_long_silent_cell_is_not_given_up(tmp_path):
     as long as the kernel answers the watchdog's pings on the control channel."""
     _book(tmp_path, '# %%\nimport time\ntime.sleep(QUIET)\nprint("done")\n'.replace(
         "QUIET", str(QUICK_DOG.silence_s + 3)))
-    target = book.execute_chapter("01_tiny", "smoke", 0, "cpu", root=tmp_path,
+    target = book_chapter.execute_chapter("01_tiny", "smoke", 0, "cpu", root=tmp_path,
                                   watchdog=QUICK_DOG)
     notebook = nbformat.read(target, as_version=4)
     assert notebook.cells[-1].outputs[0]["text"] == "done\n"
@@ -138,7 +140,7 @@ def test_a_chapter_is_executed_only_when_its_inputs_change(tmp_path):
 
     def build(**kwargs):
         lines.clear()
-        request = book.check_request("smoke", kwargs.pop("seed", 0), "cpu", root=tmp_path)
+        request = book_request.check_request("smoke", kwargs.pop("seed", 0), "cpu", root=tmp_path)
         record, statuses = book.execute_chapters(request, say=lines.append,
                                                  watchdog=QUICK_DOG, **kwargs)
         return record, statuses[0]
@@ -149,7 +151,7 @@ def test_a_chapter_is_executed_only_when_its_inputs_change(tmp_path):
     assert lines[1].startswith("[book] 1/1 01_tiny: executed (") and lines[1].endswith(" s)")
     target = tmp_path / "_build" / "notebooks" / "01_tiny.ipynb"
     stamp = target.stat().st_mtime_ns
-    key = book.stored_record(target)["key"]
+    key = book_chapter.stored_record(target)["key"]
     assert set(key["parts"]) == {"chapter", "package", "records", "requirements",
                                  "parameters", "version"}
 
@@ -171,7 +173,7 @@ def test_a_chapter_is_executed_only_when_its_inputs_change(tmp_path):
     shared = book_key.shared_inputs(tmp_path)
     now = book_key.chapter_key(tmp_path, "01_tiny", request_parameters := {
         "profile": "smoke", "seed": 0, "device": "cpu"}, shared)
-    assert book_key.changed_parts(book.stored_record(target)["key"], now) == []
+    assert book_key.changed_parts(book_chapter.stored_record(target)["key"], now) == []
     changes = {"records": lambda: (tmp_path / "results" / "new.json").write_text("{}"),
                "requirements": lambda: (tmp_path / "requirements.txt").write_text("torch\n"),
                "chapter": lambda: (tmp_path / "notebooks" / "01_tiny.py").write_text(

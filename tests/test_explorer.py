@@ -1,4 +1,5 @@
-"""The in-browser explorers (fwbook.chapters.explorer, explorer.js) against PyTorch, in headless Chromium.
+"""The in-browser explorers (fwbook.chapters.explorer, explorer_*.js) against PyTorch, in headless
+Chromium.
 
 The pages here are the notebook outputs' own HTML (``attention_html``, ``fast_weights_html``)
 in a minimal page next to the ``_static/`` assets that the book build writes, opened from
@@ -11,15 +12,13 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import threading
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import torch
 
-from chromium_cdp import Browser, find_chromium
+from chromium_cdp import EXPLORER_MOUNTED, Browser, require_chromium
 from fwbook.chapters import ch06_attention as attention
 from fwbook.chapters import explorer
 from fwbook.chapters import widgets
@@ -69,20 +68,12 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    chromium = find_chromium()
-    if chromium is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing in CI: .ci/book_setup.sh should have installed it")
-        pytest.skip("Chromium is not installed (locally: apt-get install -y chromium)")
-    with Browser(chromium, tmp_path_factory.mktemp("cdp-profile")) as opened:
+    with Browser(require_chromium(), tmp_path_factory.mktemp("cdp-profile")) as opened:
         yield opened
 
 
 def _open(browser, url: str) -> None:
-    browser.events.clear()
-    browser.navigate(url)
-    browser.wait_until("document.querySelector('.fw-explorer') && "
-                       "document.querySelector('.fw-explorer').dataset.fwState")
+    browser.open(url, until=EXPLORER_MOUNTED)
 
 
 def _torch_answer(model, text: str) -> tuple[str, float, list[float]]:
@@ -114,7 +105,7 @@ def test_assets_are_small_exact_and_reproducible(site, trained, tmp_path):
     print(f"\nexplorer assets: script {script.stat().st_size:,} B + weights "
           f"{weights.stat().st_size:,} B = {size:,} B")
     assert size <= explorer.MAX_ASSET_BYTES
-    assert script.read_bytes() == explorer.SCRIPT_SOURCE.read_bytes()
+    assert script.read_text(encoding="utf-8") == explorer.script_text()
     text = weights.read_text(encoding="utf-8")
     prefix = 'window.FWBOOK_MODELS["trained"] = '
     line = next(line for line in text.splitlines() if line.startswith(prefix))

@@ -239,6 +239,22 @@ def test_buttons_point_at_files_that_exist():
     assert repository[1]["url"] == "https://github.com/o/r"
 
 
+def test_a_page_lists_each_script_once():
+    """Sphinx 7.4 lists an inline script added after the builder started twice, as
+    ``filename=None`` and as ``""``; sphinx-thebe's ``const THEBE_JS_URL`` is one (a
+    SyntaxError on every page when it ran twice). Checked on Sphinx's own asset objects."""
+    from sphinx.builders.html._assets import _JavaScript
+
+    body = 'const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"'
+    scripts = [_JavaScript("_static/doctools.js", priority=200),
+               _JavaScript(None, priority=500, body=body),
+               _JavaScript("_static/sphinx-thebe.js", priority=500, **{"async": "async"}),
+               _JavaScript("", priority=500, body=body),
+               _JavaScript("", priority=500, body="var other = 1")]
+    assert scripts[1] != scripts[3]  # what Sphinx's own de-duplication misses
+    assert book_theme.unique_scripts(scripts) == [scripts[0], scripts[1], scripts[2], scripts[4]]
+
+
 # --------------------------------------------------------------------------------------------
 # Binder and Colab
 
@@ -270,9 +286,9 @@ def test_binder_post_build_writes_every_chapter_notebook(tmp_path):
     environment = dict(os.environ, PATH=os.pathsep.join([str(BIN), os.environ["PATH"]]))
     result = _run(["./binder/postBuild"], cwd=tmp_path, env=environment)
     assert result.returncode == 0, result.stderr
-    from fwbook.cli import book
+    from fwbook.cli import book_request
 
-    for name in book.toc_chapters(ROOT):
+    for name in book_request.toc_chapters(ROOT):
         notebook = json.loads((tmp_path / "notebooks" / f"{name}.ipynb").read_text())
         assert any("parameters" in cell["metadata"].get("tags", [])
                    for cell in notebook["cells"]), name
@@ -313,9 +329,9 @@ def test_colab_cell_does_nothing_outside_colab_and_asks_for_a_repository_inside(
 
 
 def test_colab_stamp_names_the_repository(tmp_path, capsys):
-    from fwbook.cli import book
+    from fwbook.cli import book_chapter
 
-    target = book.convert_chapter(ROOT / "notebooks" / "02_fast_weights_equation.py",
+    target = book_chapter.convert_chapter(ROOT / "notebooks" / "02_fast_weights_equation.py",
                                   tmp_path / "02.ipynb")
     environ = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "someone/fwbook",
                "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REF_NAME": "main"}
@@ -406,11 +422,11 @@ def test_plumbing_is_collapsed_and_the_maths_stays_in_view():
     """Imports, profile switches and figure calls are collapsed (hide-input) or removed; a
     cell that computes one of the paper's equations (an ``(Eq. N)`` label in its code) is not."""
     import jupytext
-    from fwbook.cli import book
+    from fwbook.cli import book_request
 
     hidden = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
     shown_maths = 0
-    for chapter in book.toc_chapters(ROOT):
+    for chapter in book_request.toc_chapters(ROOT):
         notebook = jupytext.read(ROOT / "notebooks" / f"{chapter}.py")
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
         for cell in code:

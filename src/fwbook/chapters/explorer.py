@@ -1,14 +1,16 @@
 """The explorers that run in the reader's browser (chapters 2 and 6): no kernel, no network.
 
 The rendered book has no Python kernel, so the live ipywidgets explorers cannot run there. In
-their place the book shows explorers written in JavaScript: ``explorer.js`` (next to this
-module, hand-written) runs the forward pass of :class:`fwbook.core.models.FastWeightsRNN` (Eq. 1-4
-with the inner loop's layer norm) on weights exported from the committed trained model.
+their place the book shows explorers written in JavaScript, next to this module, hand-written:
+``explorer_maths.js`` runs the forward pass of :class:`fwbook.core.models.FastWeightsRNN`
+(Eq. 1-4 with the inner loop's layer norm) on weights exported from the committed trained
+model, ``explorer_page.js`` draws the explorers.
 
 At book build time the Sphinx extension :mod:`fwbook.cli.sphinx_explorer` calls
 :func:`write_assets`, which writes into the HTML's ``_static/``:
 
-* ``fwbook_explorer.js``: a copy of ``explorer.js``;
+* ``fwbook_explorer.js``: ``explorer_maths.js`` and ``explorer_page.js``, joined
+  (:func:`script_text`);
 * ``fwbook_explorer_weights.js``: ``window.FWBOOK_MODELS.trained = {...}``, the weights of the
   committed chapter-6 run (``results/attention/paper_fast_weights_K4_seed0.pt``) as base64
   float32, exact to the bit. A script, not a JSON file: ``fetch`` of a local file is blocked
@@ -26,14 +28,14 @@ from __future__ import annotations
 import base64
 import html
 import json
-import shutil
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
-SCRIPT_SOURCE = Path(__file__).with_name("explorer.js")
+SCRIPT_SOURCES = tuple(Path(__file__).with_name(name)  # served as one script, in this order
+                       for name in ("explorer_maths.js", "explorer_page.js"))
 SCRIPT_NAME = "fwbook_explorer.js"
 WEIGHTS_NAME = "fwbook_explorer_weights.js"
 MAX_ASSET_BYTES = 200_000  # script + weights, the budget of issue 16
@@ -49,14 +51,14 @@ def encode_tensor(tensor: torch.Tensor) -> dict:
 
 
 def decode_tensor(spec: dict) -> torch.Tensor:
-    """Inverse of :func:`encode_tensor` (what ``explorer.js`` does in the browser)."""
+    """Inverse of :func:`encode_tensor` (what ``explorer_maths.js`` does in the browser)."""
     array = np.frombuffer(base64.b64decode(spec["data"]), dtype="<f4").reshape(spec["shape"])
     return torch.from_numpy(array.copy())
 
 
 def model_spec(model: torch.nn.Module, name: str, label: str, num_pairs: Optional[int] = None,
                summary: Optional[str] = None, readout: bool = True) -> dict:
-    """What ``explorer.js`` needs to run a :class:`~fwbook.core.models.FastWeightsRNN`.
+    """What ``explorer_maths.js`` needs to run a :class:`~fwbook.core.models.FastWeightsRNN`.
 
     Args:
         model: a fast-weights model (``model.config.model == "fast_weights"``).
@@ -108,6 +110,11 @@ def weights_script(specs: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def script_text() -> str:
+    """The explorers' script as the book serves it: :data:`SCRIPT_SOURCES` joined, in order."""
+    return "".join(path.read_text(encoding="utf-8") for path in SCRIPT_SOURCES)
+
+
 def write_assets(directory: Path | str) -> dict[str, Path]:
     """Write ``fwbook_explorer.js`` and ``fwbook_explorer_weights.js`` into ``directory``.
 
@@ -120,7 +127,7 @@ def write_assets(directory: Path | str) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / SCRIPT_NAME
     weights = directory / WEIGHTS_NAME
-    shutil.copyfile(SCRIPT_SOURCE, script)
+    script.write_text(script_text(), encoding="utf-8")
     weights.write_text(weights_script({"trained": trained_spec()}), encoding="utf-8")
     size = script.stat().st_size + weights.stat().st_size
     if size > MAX_ASSET_BYTES:

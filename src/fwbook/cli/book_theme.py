@@ -1,6 +1,6 @@
 """A small Sphinx extension for the book's page header and payload (``_config.yml`` loads it).
 
-It makes three settings do what they say, where jupyter-book 1.x and sphinx-book-theme
+It makes these settings do what they say, where jupyter-book 1.x and sphinx-book-theme
 would not:
 
 - ``html.use_download_button`` of ``_config.yml`` (jupyter-book does not pass it on; the theme
@@ -14,6 +14,11 @@ would not:
   lines wrap, wide tables of numbers are set smaller.
 - No ipywidgets state is shipped: the book loads no widget JavaScript and shows static figures,
   so the state (tens of KB per page) could never be seen.
+- Each script is on a page once. Sphinx 7.4 lists an inline script that an extension adds
+  after the builder started twice (once with ``filename=None``, once with ``""``, which its
+  de-duplication takes for two scripts); sphinx-thebe's ``const THEBE_JS_URL = ...`` is such a
+  script, and its second copy threw ``SyntaxError: Identifier 'THEBE_JS_URL' has already been
+  declared`` on every page of the book.
 """
 
 from __future__ import annotations
@@ -67,6 +72,26 @@ def _drop_widget_state(app, pagename: str, *args) -> None:
         del scripts[key]
 
 
+def unique_scripts(scripts: list) -> list:
+    """``scripts`` (a page's ``script_files``) with each script once, first place kept; an
+    inline script (no file) is the same script whatever empty file name it carries."""
+    seen, unique = set(), []
+    for script in scripts:
+        attributes = getattr(script, "attributes", None) or {}
+        key = (getattr(script, "filename", script) or "", getattr(script, "priority", None),
+               tuple(sorted((name, str(value)) for name, value in attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    return unique
+
+
+def _drop_repeated_scripts(app, pagename: str, templatename: str, context: dict,
+                           doctree) -> None:
+    if context.get("script_files"):
+        context["script_files"] = unique_scripts(context["script_files"])  # a new list
+
+
 def _fix_buttons(app, pagename: str, templatename: str, context: dict, doctree) -> None:
     from pathlib import Path
 
@@ -96,4 +121,5 @@ def setup(app) -> dict:
     app.connect("builder-inited", _add_stylesheet)
     app.connect("html-page-context", _drop_widget_state, priority=400)  # before myst-nb (500)
     app.connect("html-page-context", _fix_buttons, priority=600)  # after the theme (501)
+    app.connect("html-page-context", _drop_repeated_scripts, priority=900)  # after all others
     return {"parallel_read_safe": True, "parallel_write_safe": True}

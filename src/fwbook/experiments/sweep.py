@@ -58,7 +58,7 @@ def checkpoint_path(checkpoint_dir: str | os.PathLike, name: str, config: TrainC
     return Path(checkpoint_dir) / f"{name}-{config_hash(config.to_dict())}.ckpt.pt"
 
 
-def _check_names(configs: dict[str, TrainConfig]) -> None:
+def check_names(configs: dict[str, TrainConfig]) -> None:
     for name, config in configs.items():
         if not name or set(name) - RUN_NAME_CHARACTERS or name.startswith("."):
             raise ValueError(f"run name {name!r} must be letters, digits, '_', '-' or '.' "
@@ -133,12 +133,28 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _describe(name: str, record: dict) -> str:
+def describe_run(name: str, record: dict) -> str:
     minutes = record.get("wall_s", 0.0) / 60
     if record.get("status") != "completed":
         return f"{name}: {record.get('status')} ({record.get('message', '')}) after {minutes:.1f} min"
     return (f"{name}: test error {100 * record['test_error']:.2f}% "
             f"(val {100 * (record.get('final_val_error') or 0):.2f}%) in {minutes:.1f} min")
+
+
+def finished_and_todo(directory: Path, configs: dict[str, TrainConfig]
+                      ) -> tuple[dict[str, dict], list[str]]:
+    """The runs of ``configs`` that already have a matching record in ``directory`` (name ->
+    record) and the names still to train, in order.
+
+    Raises:
+        SweepConfigMismatch: a record of the same name holds another configuration.
+    """
+    records: dict[str, dict] = {}
+    for name, config in configs.items():
+        record = existing_record(directory, name, config)
+        if record is not None:
+            records[name] = {"name": name, **record}
+    return records, [name for name in configs if name not in records]
 
 
 def run_sweep(configs: dict[str, TrainConfig], directory: str | os.PathLike,
@@ -169,18 +185,13 @@ def run_sweep(configs: dict[str, TrainConfig], directory: str | os.PathLike,
             exists with another configuration.
         SweepFailed: after every other run finished, if some runs raised an exception.
     """
-    _check_names(configs)
+    check_names(configs)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(directory)
     workers = max(1, int(workers or os.cpu_count() or 1))
 
-    records: dict[str, dict] = {}
-    for name, config in configs.items():  # every mismatch is found before any training
-        record = existing_record(directory, name, config)
-        if record is not None:
-            records[name] = {"name": name, **record}
-    todo = [name for name in configs if name not in records]
+    records, todo = finished_and_todo(directory, configs)  # every mismatch before any training
 
     progress = None
     if not quiet:
@@ -195,7 +206,7 @@ def run_sweep(configs: dict[str, TrainConfig], directory: str | os.PathLike,
     def finished(name: str, record: dict) -> None:
         records[name] = record
         if progress is not None:
-            progress.write(_describe(name, record))
+            progress.write(describe_run(name, record))
             progress.update(1)
         if on_record is not None:
             on_record(name, record, record_path(directory, name))

@@ -42,8 +42,10 @@ from typing import Callable, Optional
 
 from fwbook.core.locks import RunLocked, acquire_lock, release_lock
 from fwbook.core.records import write_record
-from fwbook.experiments.sweep import (SweepConfigMismatch, SweepFailed, _check_names, _describe, checkpoint_path,
-                    default_checkpoint_dir, existing_record, record_path)
+from fwbook.experiments.sweep import (SweepConfigMismatch, SweepFailed, check_names, checkpoint_path,
+                                      default_checkpoint_dir, describe_run, existing_record,
+                                      finished_and_todo,
+                                      record_path)
 from fwbook.core.train import TrainConfig
 
 ADDRESS_VARIABLE = "RAY_ADDRESS"
@@ -231,7 +233,7 @@ def run_sweep_ray(configs: dict[str, TrainConfig], directory: str | os.PathLike,
         RayUnreachable: no Ray cluster at the address; nothing trained.
         SweepFailed: after every other run finished, if some runs failed.
     """
-    _check_names(configs)
+    check_names(configs)
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"device must be cpu, cuda or auto for a Ray sweep, got {device!r}")
     directory = Path(directory)
@@ -239,12 +241,7 @@ def run_sweep_ray(configs: dict[str, TrainConfig], directory: str | os.PathLike,
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(directory)
     address = resolve_address(address)
 
-    records: dict[str, dict] = {}
-    for name, config in configs.items():  # every mismatch is found before Ray starts
-        record = existing_record(directory, name, config)
-        if record is not None:
-            records[name] = {"name": name, **record}
-    todo = [name for name in configs if name not in records]
+    records, todo = finished_and_todo(directory, configs)  # every mismatch before Ray starts
     if not todo:
         if not quiet:
             print(f"all {len(configs)} runs already have records in {directory}; nothing to train")
@@ -292,7 +289,7 @@ def run_sweep_ray(configs: dict[str, TrainConfig], directory: str | os.PathLike,
                 write_record(path, record)
             records[name] = record
             if progress is not None:
-                progress.write(_describe(name, record))
+                progress.write(describe_run(name, record))
                 progress.update(1)
             if on_record is not None and write:
                 on_record(name, record, path)
