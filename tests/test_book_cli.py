@@ -1,4 +1,5 @@
-"""``python -m fwbook book`` with bad input: one line, exit status 2, nothing written.
+"""``fwbook book`` with bad input: one line, exit status 2, nothing written; and through the
+real entry points (the installed ``fwbook`` script, ``python -m fwbook``) without torch.
 
 Every case runs the real command in a subprocess; none of them may start a kernel (each
 returns in about a second), write the build folder, or touch the sources.
@@ -6,6 +7,9 @@ returns in about a second), write the build folder, or touch the sources.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -88,3 +92,45 @@ def test_help_names_the_default_profile():
     assert result.returncode == 0
     assert "paper: the published book" in result.stdout and "(default)" in result.stdout
     assert "--force" in result.stdout
+
+
+def _console_script() -> str:
+    """The ``fwbook`` script that ``pip install`` put beside this Python (pyproject.toml)."""
+    script = shutil.which("fwbook", path=os.path.dirname(sys.executable))
+    assert script, f"no fwbook console script beside {sys.executable}: pip install -e ."
+    return script
+
+
+ENTRY_POINTS = {"fwbook script": lambda: [_console_script()],
+                "python -m fwbook": lambda: ["-m", "fwbook"]}
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_book_help_through_the_entry_point_imports_no_torch(entry_point):
+    result = subprocess.run([sys.executable, "-X", "importtime", *ENTRY_POINTS[entry_point](),
+                             "book", "--help"], capture_output=True, text=True, cwd=ROOT,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("usage: fwbook book [-h]")
+    imported = set(re.findall(r"^import time:.*\|\s*([\w.]+)\s*$", result.stderr, re.M))
+    assert {"fwbook.cli.main", "fwbook.cli.book"} <= imported, "importtime output not read"
+    heavy = sorted(name for name in imported if name.split(".")[0] in ("torch", "matplotlib"))
+    assert not heavy, f"fwbook book --help imported {', '.join(heavy[:5])}"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--profile", "nope"], "argument --profile: invalid choice: 'nope'"),  # argparse
+    (["--chapters", "42"], "chapter '42' is not one of the chapters in _toc.yml"),  # the build
+])
+def test_the_installed_script_refuses_bad_input_and_writes_nothing(tmp_path, arguments, message):
+    watched = [ROOT / "notebooks", ROOT / "_build", ROOT / "book"]
+    before = [_snapshot(folder) for folder in watched]
+    result = subprocess.run([_console_script(), "book", *arguments, "--output-dir",
+                             str(tmp_path / "_build")], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"fwbook book: error: {message}"), lines
+    assert list(tmp_path.iterdir()) == [], "files were written"
+    assert [_snapshot(folder) for folder in watched] == before, "the sources were touched"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,11 +19,26 @@ def fwbook(*args, timeout=300):
                           text=True, timeout=timeout, env=env)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["bench"]])
+SUBCOMMANDS = ["train", "bench", "sweep", "book", "catch", "attention"]
+
+
+@pytest.mark.parametrize("command", [[]] + [[name] for name in SUBCOMMANDS])
 def test_help(command):
     result = fwbook(*command, "--help")
     assert result.returncode == 0
-    assert "usage: fwbook" in result.stdout
+    assert result.stdout.startswith(f"usage: {' '.join(['fwbook', *command])} [-h]")
+    if not command:  # every subcommand is listed
+        listed = re.findall(r"^    (\w+)\s", result.stdout, re.M)
+        assert listed == SUBCOMMANDS, result.stdout
+
+
+def test_an_unknown_command_is_one_line_naming_every_command():
+    result = fwbook("trian")
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fwbook: error: argument COMMAND: invalid choice: 'trian'")
+    assert all(repr(name) in lines[0] for name in SUBCOMMANDS), lines[0]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -64,11 +80,18 @@ def test_corrupt_checkpoint_is_refused(tmp_path):
 
 def test_train_writes_a_record(tmp_path):
     output = tmp_path / "out" / "run.json"
-    result = fwbook("train", *SMOKE, "--quiet", "--output", str(output), "--seed", "3")
+    result = fwbook("train", *SMOKE, "--quiet", "--output", str(output), "--seed", "3",
+                    "--fast-lr", "0.25", "--inner-steps", "2", "--pairs", "3", "--clip", "0",
+                    "--layer-norm", "off", "--batch", "64")
     assert result.returncode == 0, result.stderr
     assert "test error" in result.stdout
     record = json.loads(output.read_text())
-    assert record["seed"] == 3 and record["config"]["steps"] == 40
+    config = record["config"]
+    assert record["seed"] == 3 and config["steps"] == 40 and config["eval_every"] == 20
+    assert (config["num_pairs"], config["clip_norm"], config["batch_size"]) == (3, None, 64)
+    assert config["num_train"] == 1000 and config["lr"] == 1e-3  # the TrainConfig default
+    assert config["model"]["fast_lr"] == 0.25 and config["model"]["inner_steps"] == 2
+    assert config["model"]["layer_norm"] is False and config["model"]["decay"] == 0.95
 
 
 def test_killed_run_resumes_to_the_same_record(tmp_path):

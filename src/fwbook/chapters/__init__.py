@@ -1,0 +1,1 @@
+"""One module per book chapter: its figures, tables and computed prose."""

@@ -1,6 +1,6 @@
-"""``python -m fwbook sweep table1|ablations``: run a grid of configurations, resumably.
+"""``fwbook sweep table1|ablations|fair``: run a grid of configurations, resumably.
 
-Plugged into ``fwbook.cli.main`` (which imports this module when it exists). Examples::
+Registered in ``fwbook.cli.main.SUBCOMMANDS``. Examples::
 
     python -m fwbook sweep table1 --profile paper --workers 2 --commit
     python -m fwbook sweep table1 --status
@@ -18,17 +18,16 @@ GRIDS = ("table1", "ablations", "fair")
 BACKENDS = ("local", "ray")
 DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations",
                        "fair": "results/fair"}
+DESCRIPTION = ("Train every run of a grid that has no record yet, in parallel worker processes. "
+               "A finished run is never redone; an interrupted sweep (and a half-done run, from "
+               "its checkpoint) resumes where it stopped. One JSON record per run in DIRECTORY.")
 
 
-def add_parser(subparsers, parser_class) -> None:
+def add_parser(subparsers, parser_class):
     from fwbook.experiments.grids import PROFILES
 
-    parser = subparsers.add_parser(
-        "sweep", help="run a grid of training runs (Table 1, ablations), resumably",
-        description="Train every run of a grid that has no record yet, in parallel worker "
-                    "processes. A finished run is never redone; an interrupted sweep (and a "
-                    "half-done run, from its checkpoint) resumes where it stopped. One JSON "
-                    "record per run under DIRECTORY.")
+    parser = subparsers.add_parser("sweep", description=DESCRIPTION, help="run a grid of "
+                                   "training runs (Table 1, ablations), resumably")
     parser.add_argument("grid", choices=GRIDS, help="table1: IRNN, LSTM, A-LSTM, fast weights "
                         "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid; fair: Table 1 "
                         "under the fair-controls protocol (fwbook.experiments.fair; one run at a time)")
@@ -39,7 +38,7 @@ def add_parser(subparsers, parser_class) -> None:
     parser.add_argument("--workers", type=positive_int, default=None,
                         help="worker processes, one torch thread each (default: CPU count)")
     parser.add_argument("--directory", type=Path, default=None,
-                        help="where records go (default: results/table1 or results/ablations)")
+                        help="where records go (default: results/GRID)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
                         help="train only these run names of the grid")
     parser.add_argument("--skip", nargs="+", default=None, metavar="NAME",
@@ -72,21 +71,17 @@ def add_parser(subparsers, parser_class) -> None:
                         help="device of every run; with --backend ray a cuda run gets a GPU of "
                              "its own (default: %(default)s)")
     parser.set_defaults(handler=run)
+    return parser
 
 
 def grid_configs(grid: str, profile: str, seeds: tuple[int, ...]) -> dict:
-    """The configurations of a named grid (ablations come from ``fwbook.experiments.ablations``)."""
+    """The configurations of the table1 or ablations grid, name -> ``TrainConfig``."""
     if grid == "table1":
         from fwbook.experiments.grids import table1_configs
 
         return table1_configs(profile, tuple(seeds))
-    try:
-        from fwbook.experiments.ablations import ablation_configs
-    except ModuleNotFoundError as error:
-        if error.name != "fwbook.experiments.ablations":
-            raise
-        raise ValueError("the ablation grid is not defined yet (fwbook.experiments.ablations."
-                         "ablation_configs(profile, seeds) is missing)") from None
+    from fwbook.experiments.ablations import ablation_configs
+
     return ablation_configs(profile, tuple(seeds))
 
 
@@ -106,7 +101,7 @@ def _check_readme(readme: Path, parser) -> None:
 
 
 def run(args, parser) -> int:
-    from fwbook.experiments.sweep import SweepConfigMismatch, SweepFailed, git_commit_record, run_sweep, sweep_status
+    from fwbook.experiments.sweep import SweepConfigMismatch, SweepFailed, sweep_status
 
     sweep_function = _backend(args, parser)
     if args.readme is not None and args.grid != "table1":
@@ -120,20 +115,15 @@ def run(args, parser) -> int:
         parser.error(f"--directory {directory} does not exist: no records to build the table "
                      f"from, so {args.readme} is left as it is")
     if args.grid == "fair":
-        return run_fair_grid(args, parser)
+        return run_fair_grid(args, parser, directory)
     try:
         configs = grid_configs(args.grid, args.profile, tuple(args.seeds))
     except ValueError as error:
         parser.error(str(error))
+    _refuse_unknown_names(args, configs, f"the {args.grid} grid", parser)
     if args.only:
-        unknown = [name for name in args.only if name not in configs]
-        if unknown:
-            parser.error(f"--only: not in the {args.grid} grid: {', '.join(unknown)}")
         configs = {name: configs[name] for name in args.only}
     if args.skip:
-        unknown = [name for name in args.skip if name not in configs]
-        if unknown:
-            parser.error(f"--skip: not in the {args.grid} grid: {', '.join(unknown)}")
         configs = {name: config for name, config in configs.items() if name not in args.skip}
     try:
         status = sweep_status(configs, directory)
@@ -148,32 +138,16 @@ def run(args, parser) -> int:
     if args.status:
         print(f"{args.grid} ({args.profile}): {len(status['done'])} of {len(configs)} runs done "
               f"in {directory}, {status['wall_s'] / 3600:.2f} h of training")
-        from fwbook.experiments.sweep import checkpoint_progress, default_checkpoint_dir
-
-        checkpoints = default_checkpoint_dir(directory)
         for name, config in configs.items():
-            if name in status["done"]:
-                print(f"  done  {name}")
-                continue
-            step = checkpoint_progress(checkpoints, name, config)
-            print(f"  todo  {name}" + (f"  (checkpoint at update {step:,} of {config.steps:,})"
-                                        if step else ""))
+            print(_status_line(directory, name, config, name in status["done"]))
         return 0
     if not args.no_train:
         if args.limit is not None:
             keep = set(status["done"]) | set(status["todo"][:args.limit])
             configs = {name: config for name, config in configs.items() if name in keep}
-
-        def commit(name, record, path):
-            if args.commit:
-                error = record.get("test_error")
-                shown = f"{100 * error:.2f}%" if error is not None else record.get("status")
-                git_commit_record(path, f"results/{args.grid}: {name} ({args.profile}), "
-                                        f"test error {shown}")
-
         try:
             sweep_function(configs, directory, workers=args.workers, profile=args.profile,
-                           quiet=args.quiet, on_record=commit, step=args.step,
+                           quiet=args.quiet, on_record=_committer(args), step=args.step,
                            device=args.device)
         except SweepFailed as error:
             print(f"fwbook sweep: {error}")
@@ -212,41 +186,60 @@ def _backend(args, parser):
     return sweep_on_ray
 
 
-def run_fair_grid(args, parser) -> int:
-    """``sweep fair``: the protocol of :mod:`fwbook.experiments.fair`, one run at a time in its order."""
-    from fwbook.experiments.fair import fair_plan, run_fair
-    from fwbook.experiments.sweep import (SweepConfigMismatch, checkpoint_progress, default_checkpoint_dir,
-                        existing_record, git_commit_record)
+def _refuse_unknown_names(args, configs: dict, where: str, parser) -> None:
+    """One usage line for the names of ``--only`` or ``--skip`` that ``configs`` lacks."""
+    for option in ("only", "skip"):
+        unknown = [name for name in getattr(args, option) or () if name not in configs]
+        if unknown:
+            parser.error(f"--{option}: not in {where}: {', '.join(unknown)}")
 
-    directory = args.directory or REPO_ROOT / DEFAULT_DIRECTORIES["fair"]
+
+def _status_line(directory: Path, name: str, config, done: bool) -> str:
+    """``  done  NAME``, or ``  todo  NAME`` with how far its checkpoint got, if it has one."""
+    from fwbook.experiments.sweep import checkpoint_progress, default_checkpoint_dir
+
+    if done:
+        return f"  done  {name}"
+    step = checkpoint_progress(default_checkpoint_dir(directory), name, config)
+    return f"  todo  {name}" + (f"  (checkpoint at update {step:,} of {config.steps:,})"
+                                if step else "")
+
+
+def _committer(args):
+    """The ``on_record`` callback of a sweep: with ``--commit``, git-commit each new record."""
+    from fwbook.experiments.sweep import git_commit_record
+
+    def commit(name, record, path):
+        if args.commit:
+            error = record.get("test_error")
+            shown = f"{100 * error:.2f}%" if error is not None else record.get("status")
+            git_commit_record(path, f"results/{args.grid}: {name} ({args.profile}), "
+                                    f"test error {shown}")
+
+    return commit
+
+
+def run_fair_grid(args, parser, directory: Path) -> int:
+    """``sweep fair``: the protocol of :mod:`fwbook.experiments.fair`, one run at a time in its
+    order, its records in ``directory``."""
+    from fwbook.experiments.fair import fair_plan, run_fair
+    from fwbook.experiments.sweep import SweepConfigMismatch, existing_record
+
     seeds = tuple(args.seeds)
     try:
         plan, waiting = fair_plan(directory, args.profile, seeds=seeds)
     except SweepConfigMismatch as error:
         parser.error(str(error))
-    for option in ("only", "skip"):
-        names = getattr(args, option) or []
-        unknown = [name for name in names if name not in plan]
-        if unknown:
-            parser.error(f"--{option}: not in the fair plan (yet): {', '.join(unknown)}")
+    _refuse_unknown_names(args, plan, "the fair plan (yet)", parser)
     if args.status:
-        checkpoints = default_checkpoint_dir(directory)
-        done = 0
-        lines = []
+        try:
+            done = {name for name, config in plan.items()
+                    if existing_record(directory, name, config) is not None}
+        except SweepConfigMismatch as error:
+            parser.error(str(error))
+        print(f"fair ({args.profile}): {len(done)} of {len(plan)} planned runs done in {directory}")
         for name, config in plan.items():
-            try:
-                record = existing_record(directory, name, config)
-            except SweepConfigMismatch as error:
-                parser.error(str(error))
-            if record is not None:
-                done += 1
-                lines.append(f"  done  {name}")
-                continue
-            step = checkpoint_progress(checkpoints, name, config)
-            lines.append(f"  todo  {name}" + (f"  (checkpoint at update {step:,} of "
-                                               f"{config.steps:,})" if step else ""))
-        print(f"fair ({args.profile}): {done} of {len(plan)} planned runs done in {directory}")
-        print("\n".join(lines))
+            print(_status_line(directory, name, config, name in done))
         for cell in waiting:
             print(f"  later {cell}: its other seeds, once its learning rates have finished")
         return 0
@@ -256,16 +249,10 @@ def run_fair_grid(args, parser) -> int:
         print("fwbook sweep fair: trains one run at a time (its plan depends on finished "
               "runs); --workers is ignored")
 
-    def commit(name, record, path):
-        if args.commit:
-            error = record.get("test_error")
-            shown = f"{100 * error:.2f}%" if error is not None else record.get("status")
-            git_commit_record(path, f"results/fair: {name} ({args.profile}), test error {shown}")
-
     result = run_fair(directory, args.profile, seeds=seeds,
                       only=set(args.only) if args.only else None,
                       skip=set(args.skip) if args.skip else None, limit=args.limit,
-                      quiet=args.quiet, step=args.step, on_record=commit)
+                      quiet=args.quiet, step=args.step, on_record=_committer(args))
     if result["failed"]:
         lines = "; ".join(f"{name}: {message}" for name, message in result["failed"].items())
         print(f"fwbook sweep: {len(result['failed'])} runs failed ({lines}); run the sweep "

@@ -1,0 +1,1 @@
+"""Benchmarks and fast training paths, each tested equal to the plain step. Draws nothing."""
