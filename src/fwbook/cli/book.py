@@ -251,19 +251,3 @@ def run_book(args: argparse.Namespace, parser: Optional[argparse.ArgumentParser]
         print(f"[book] FAILED: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m fwbook.cli.book") -> int:
-    """``python -m fwbook.cli.book [--profile ...]`` (and ``python -m fwbook book``, which comes
-    here without building the rest of the command line: the book needs no torch import)."""
-    from fwbook.cli.arguments import CommandParser
-
-    parser = add_book_arguments(CommandParser(
-        prog=prog, description="Execute the chapters whose inputs changed and render the "
-                               "book with jupyter-book build -W into OUTPUT_DIR/html."))
-    args = parser.parse_args(argv)
-    return run_book(args, parser)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
