@@ -91,7 +91,10 @@ def test_timed_blocks_interleave_and_wide_spreads_are_flagged():
         calls.append("bursty")
         time.sleep(next(sleeps))
 
-    stats = timing.interleaved_rates({"steady": steady, "bursty": bursty}, 1, 4, 1)
+    # a sleep stands for a core taken by another process: only the wall clock sees it
+    stats = timing.interleaved_rates({"steady": steady, "bursty": bursty}, 1, 4, 1,
+                                     wall_clock=True)
+    assert stats["bursty"]["clock"] == "wall"
     assert calls == ["steady", "bursty"] * 4  # block r of each before block r + 1 of any
     assert stats["bursty"]["unsteady"] and stats["bursty"]["spread"] > timing.SPREAD_LIMIT
     assert stats["bursty"]["min"] < stats["bursty"]["median"] < stats["bursty"]["max"]
@@ -102,8 +105,9 @@ def test_timed_blocks_interleave_and_wide_spreads_are_flagged():
             for value in (steady_stats, stats["bursty"])]
     assert rows[0] == {"model": "m", "memory": "-", "hidden": 1, "seq_per_s": 100.0,
                        "seq_per_s_min": 95.0, "seq_per_s_max": 110.0, "spread": 0.15,
-                       "unsteady": False}
+                       "unsteady": False, "clock": "wall"}
     assert "(1 of 2 rows)" in timing.spread_note(rows)
+    assert timing.spread_note(rows).startswith("timed by the wall clock; ")
     lines = format_table(rows).splitlines()
     assert lines[1].endswith(" ") and lines[2].endswith("!")
 
@@ -180,3 +184,29 @@ def test_reruns_spread_is_computed_per_row():
 def test_unknown_suite_is_refused():
     with pytest.raises(ValueError, match="suite must be one of throughput, speedup"):
         bench.run_suite("nonsense", device="cpu", threads=1)
+
+
+def test_one_thread_on_the_cpu_is_timed_by_the_threads_cpu_clock(monkeypatch):
+    """Time the timing thread did not run (another process held the core) is not counted."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert timing.timing_clock(torch.device("cpu"))[0] == "thread_cpu"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert timing.timing_clock(torch.device("cpu"))[0] == "wall"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    work = torch.randn(64, 64)
+
+    def busy():
+        for _ in range(20):
+            work @ work
+
+    def busy_then_descheduled():
+        busy()
+        time.sleep(0.02)  # off the core: as if another process held it
+
+    stats = timing.interleaved_rates({"busy": busy, "waits": busy_then_descheduled}, 1, 5, 1)
+    assert stats["waits"]["clock"] == "thread_cpu"
+    wall = timing.interleaved_rates({"busy": busy, "waits": busy_then_descheduled}, 1, 5, 1,
+                                    wall_clock=True)
+    # the CPU clock sees the two as the same work; the wall clock sees the wait
+    assert stats["waits"]["median"] > 0.5 * stats["busy"]["median"]
+    assert wall["waits"]["median"] < 0.5 * wall["busy"]["median"]

@@ -28,7 +28,6 @@ it, timed in the same interleaved blocks as the steps.
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Iterable
 
 import torch
@@ -36,7 +35,7 @@ import torch
 from fwbook.core.data import VOCAB_SIZE, associative_retrieval, sequence_length
 from fwbook.core.models import READOUT_HIDDEN, ModelConfig, build_model
 from fwbook.perf.timing import (interleaved_rates, plain_step_of, rate_fields, spread_note,
-                                unsteady_mark)
+                                timing_clock, unsteady_mark)
 
 __all__ = ["FLOP_MODELS", "LARGE", "count_matmul_flops", "flops_table", "format_flops",
            "matmul_call", "matmul_rate", "parameter_count", "products_for", "training_flops"]
@@ -135,21 +134,23 @@ def matmul_rate(m: int, k: int, n: int, seconds: float = 0.2, repeats: int = 5) 
     a, b = torch.randn(m, k), torch.randn(k, n)
     out = torch.empty(m, n)
     flops = _matmul(m, k, n)
-    start = time.perf_counter()
+    clock_name, clock = timing_clock(torch.device("cpu"))  # the clock the training rows use
+    start = clock()
     calls = 0
-    while time.perf_counter() - start < seconds / 2 or calls < 2:  # warm-up, size the blocks
+    while clock() - start < seconds / 2 or calls < 2:  # warm-up, size the blocks
         torch.mm(a, b, out=out)
         calls += 1
-    per_call = (time.perf_counter() - start) / calls
+    per_call = (clock() - start) / calls
     count = max(1, int(seconds / per_call))
     rates = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(count):
             torch.mm(a, b, out=out)
-        rates.append(count * flops / (time.perf_counter() - start) / 1e9)
+        rates.append(count * flops / (clock() - start) / 1e9)
     return {"shape": [m, k, n], "gflops": round(statistics.median(rates), 2),
-            "gflops_min": round(min(rates), 2), "gflops_max": round(max(rates), 2)}
+            "gflops_min": round(min(rates), 2), "gflops_max": round(max(rates), 2),
+            "clock": clock_name}
 
 
 def matmul_call(m: int, k: int, n: int, products: int = 1):

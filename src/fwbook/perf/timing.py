@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
@@ -25,7 +25,8 @@ SPREAD_LIMIT = 0.3
 
 
 def interleaved_rates(step_functions: dict, items_per_call: int | dict, repeats: int,
-                      calls_per_repeat: int, device: torch.device | str = "cpu") -> dict:
+                      calls_per_repeat: int, device: torch.device | str = "cpu",
+                      wall_clock: bool = False) -> dict:
     """Time several step functions in interleaved blocks; min / median / max rate of each.
 
     Block r of every function runs before block r + 1 of any, so a burst of load on a shared
@@ -37,30 +38,48 @@ def interleaved_rates(step_functions: dict, items_per_call: int | dict, repeats:
             FLOPs for a matrix product), or a dict of it per name.
         repeats: timed blocks per function.
         calls_per_repeat: calls per timed block.
+        wall_clock: time with the wall clock whatever :func:`timing_clock` would choose (to
+            compare thread counts, which the CPU time of one thread cannot).
     Returns:
         name -> ``{"min", "median", "max", "spread", "unsteady"}`` in items per second;
         ``spread`` = (max - min) / median, ``unsteady`` = spread > :data:`SPREAD_LIMIT`.
     """
     device = torch.device(device)
+    clock_name, clock = ("wall", time.perf_counter) if wall_clock else timing_clock(device)
     if not isinstance(items_per_call, dict):
         items_per_call = {name: items_per_call for name in step_functions}
     rates: dict[str, list[float]] = {name: [] for name in step_functions}
     for _ in range(repeats):
         for name, run_one in step_functions.items():
-            start = time.perf_counter()
+            start = clock()
             for _ in range(calls_per_repeat):
                 run_one()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            rates[name].append(calls_per_repeat * items_per_call[name]
-                               / (time.perf_counter() - start))
+            rates[name].append(calls_per_repeat * items_per_call[name] / (clock() - start))
     result = {}
     for name, values in rates.items():
         median = statistics.median(values)
         spread = (max(values) - min(values)) / median
         result[name] = {"min": min(values), "median": median, "max": max(values),
-                        "spread": round(spread, 3), "unsteady": spread > SPREAD_LIMIT}
+                        "spread": round(spread, 3), "unsteady": spread > SPREAD_LIMIT,
+                        "clock": clock_name}
     return result
+
+
+def timing_clock(device: torch.device) -> tuple[str, Callable[[], float]]:
+    """The clock a timed block is read with: ``("thread_cpu", time.thread_time)`` when torch
+    computes on the CPU in this one thread, else ``("wall", time.perf_counter)``.
+
+    With one torch thread all of an update's arithmetic runs in the timing thread, so its CPU
+    time is the time the update took on a core; unlike the wall clock, it does not count the
+    moments another process held the core, which on a shared 2-core machine made reruns
+    disagree by 40-120% (results/bench/repeat/). With more threads, or on a GPU, the work
+    leaves this thread and only the wall clock sees it.
+    """
+    if device.type == "cpu" and torch.get_num_threads() == 1:
+        return "thread_cpu", time.thread_time
+    return "wall", time.perf_counter
 
 
 def rate_fields(stats: dict, unit: str = "seq_per_s", digits: int = 1) -> dict:
@@ -68,13 +87,17 @@ def rate_fields(stats: dict, unit: str = "seq_per_s", digits: int = 1) -> dict:
     ``spread`` and ``unsteady``."""
     return {unit: round(stats["median"], digits), f"{unit}_min": round(stats["min"], digits),
             f"{unit}_max": round(stats["max"], digits), "spread": stats["spread"],
-            "unsteady": stats["unsteady"]}
+            "unsteady": stats["unsteady"], "clock": stats.get("clock", "wall")}
 
 
 def spread_note(rows: list[dict]) -> str:
     """The line under a table: how the rows were timed and which ones are unsteady."""
     unsteady = [row for row in rows if row.get("unsteady")]
-    text = (f"min / median / max over interleaved timed blocks; '!' marks a row whose spread "
+    clocks = sorted({row["clock"] for row in rows if row.get("clock")})
+    timed = {"thread_cpu": "the timing thread's CPU time (1 torch thread: a core taken by "
+                           "another process is not counted)", "wall": "the wall clock"}
+    text = (f"timed by {' and '.join(timed[c] for c in clocks) or 'the wall clock'}; "
+            f"min / median / max over interleaved timed blocks; '!' marks a row whose spread "
             f"(max - min) / median exceeds {SPREAD_LIMIT:.0%}: the machine's load changed "
             f"while it ran, do not trust its median")
     if unsteady:
@@ -130,7 +153,8 @@ def measure_threads(device: str = "cpu", candidates: Iterable[int] | None = None
     try:
         for run_one in paths.values():
             run_one()
-        stats = interleaved_rates(paths, 128, repeats, steps_per_repeat, torch_device)
+        stats = interleaved_rates(paths, 128, repeats, steps_per_repeat, torch_device,
+                                  wall_clock=True)
     finally:
         torch.set_num_threads(previous)
     chosen = max(stats, key=lambda threads: stats[threads]["median"])
