@@ -3,7 +3,7 @@
 Registered by ``fwbook.cli.main.build_parser``. Examples::
 
     fwbook catch paper --out results/catch --workers 2   # the committed chapter-8 records
-    fwbook catch smoke --out /tmp/catch --cores lstm --seeds 0
+    fwbook catch smoke --out runs/catch --cores lstm --seeds 0
 """
 
 from __future__ import annotations
