@@ -16,9 +16,7 @@ import torch.nn.functional as F
 from fwbook.core.data import associative_retrieval
 from fwbook.perf.fused_eq4 import eq4_states, fused_loss, fused_training_step, supports
 from fwbook.core.models import ModelConfig, build_model
-from fwbook.core.train import plain_training_step
-
-TOLERANCE = 1e-5
+from step_equality import TOLERANCE, assert_steps_agree
 
 
 def _model(hidden=12, **changes):
@@ -77,17 +75,7 @@ def test_training_steps_equal_the_plain_step(compile):
     plain_optimizer = torch.optim.Adam(plain.parameters(), lr=1e-2)
     step = fused_training_step(fast, torch.optim.Adam(fast.parameters(), lr=1e-2), 0.5,
                                compile=compile, backend="aot_eager", fallback=False)
-    generator = torch.Generator().manual_seed(3)
-    for _ in range(3):
-        batch = associative_retrieval(16, num_pairs=1, generator=generator)
-        loss_a, norm_a = plain_training_step(plain, plain_optimizer, batch.inputs,
-                                             batch.targets, 0.5)
-        loss_b, norm_b = step(batch.inputs, batch.targets)
-        _close(loss_b, loss_a)
-        _close(norm_b, norm_a)
-        for a, b in zip(plain.parameters(), fast.parameters()):
-            _close(b.grad, a.grad)  # clipped
-            _close(b, a)  # after Adam
+    assert_steps_agree(plain, plain_optimizer, fast, step, updates=3)
     assert step.compiled and step.compile_s > 0
 
 

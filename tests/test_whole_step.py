@@ -10,16 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fwbook.core.data import associative_retrieval
 from fwbook.core.models import ModelConfig, build_model
-from fwbook.core.train import plain_training_step
 from fwbook.perf.whole_step import whole_training_step
-
-TOLERANCE = 1e-5
-
-
-def _close(a, b):
-    torch.testing.assert_close(a, b, atol=TOLERANCE, rtol=TOLERANCE)
+from step_equality import assert_steps_agree
 
 
 def _compare(backend: str, model_name: str = "fast_weights", **options):
@@ -28,20 +21,8 @@ def _compare(backend: str, model_name: str = "fast_weights", **options):
     plain_optimizer = torch.optim.Adam(plain.parameters(), lr=1e-2)
     step = whole_training_step(fast, torch.optim.Adam(fast.parameters(), lr=1e-2), 0.5,
                                backend=backend, fallback=False, **options)
-    generator = torch.Generator().manual_seed(3)
-    for update in range(4):
-        for optimizer in (plain_optimizer, step.optimizer):
-            for group in optimizer.param_groups:
-                group["lr"] = 1e-2 / (update + 1)  # a schedule: a new float every update
-        batch = associative_retrieval(16, num_pairs=1, generator=generator)
-        loss_a, norm_a = plain_training_step(plain, plain_optimizer, batch.inputs,
-                                             batch.targets, 0.5)
-        loss_b, norm_b = step(batch.inputs, batch.targets)
-        _close(loss_b, loss_a)
-        _close(norm_b, norm_a)
-        for a, b in zip(plain.parameters(), fast.parameters()):
-            _close(b.grad, a.grad)  # clipped
-            _close(b, a)  # after Adam
+    assert_steps_agree(plain, plain_optimizer, fast, step, updates=4,
+                       learning_rate=lambda update: 1e-2 / (update + 1))  # a new float each time
     assert step.compiled and step.compile_s > 0
     return step
 
