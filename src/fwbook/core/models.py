@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass, replace
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import torch
 
@@ -20,8 +20,10 @@ from fwbook.core.controls import IRNN, AssociativeLSTMClassifier, LSTMClassifier
 from fwbook.core.data import VOCAB_SIZE
 from fwbook.core.fast_weights import MEMORY_FORMS, FastWeightsCore, FastWeightsRNN, FastWeightsState
 
+T = TypeVar("T")
+
 __all__ = ["MODEL_BUILDERS", "MODEL_NAMES", "MEMORY_FORMS", "READOUT_HIDDEN", "LATER_FIELDS",
-           "ModelConfig", "build_model", "variant", "RecurrentClassifier", "Trace",
+           "ModelConfig", "build_model", "seeded", "variant", "RecurrentClassifier", "Trace",
            "FastWeightsCore", "FastWeightsState", "FastWeightsRNN", "IRNN", "LSTMClassifier",
            "AssociativeLSTMClassifier"]
 
@@ -106,11 +108,16 @@ def build_model(config: ModelConfig | dict, seed: Optional[int] = None) -> Recur
     """
     if isinstance(config, dict):
         config = ModelConfig(**config)
-    if seed is not None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return build_model(config)
-    return MODEL_BUILDERS[config.model](config)  # ModelConfig checked the name
+    build = MODEL_BUILDERS[config.model]  # ModelConfig checked the name
+    return build(config) if seed is None else seeded(seed, build, config)
+
+
+def seeded(seed: int, build: Callable[..., T], *args) -> T:
+    """``build(*args)`` right after ``torch.manual_seed(seed)``, the global random state left
+    as it was: the one seeded build of every model (the Catch agents' included)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build(*args)
 
 
 def variant(model: RecurrentClassifier, **changes) -> RecurrentClassifier:

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fwbook.core.models import FastWeightsCore
+from fwbook.core.models import FastWeightsCore, seeded
 from fwbook.core.records import (RECORD_SCHEMA, REPO_ROOT, config_hash, provenance, read_record,
                                  utc_now, write_record)
 from fwbook.core.train import resolve_device
@@ -203,10 +203,8 @@ class CatchAgent(nn.Module):
 
 def build_agent(config: AgentConfig, seed: int) -> CatchAgent:
     """The agent ``torch.manual_seed(seed)`` and a build give; the global random state is
-    left as it was (as :func:`fwbook.core.models.build_model` does for the retrieval models)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return CatchAgent(config)
+    left as it was (:func:`fwbook.core.models.seeded`, as for the retrieval models)."""
+    return seeded(seed, CatchAgent, config)
 
 
 def play(agent: CatchAgent, env: VectorCatch, generator: Optional[torch.Generator] = None,
