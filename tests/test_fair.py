@@ -348,3 +348,19 @@ def test_the_inspection_tools_read_the_embedding_too():
     assert torch.allclose(result["hidden"], result["trace_hidden"], atol=1e-5)
     with pytest.raises(ValueError, match="explorer reads one-hot input only"):
         model_spec(model, "embedded", "embedded")
+
+
+def test_a_pending_control_already_below_fast_weights_on_validation_is_named():
+    from fwbook.chapters import ch05_fair
+
+    fast = {"model": "fast_weights", "hidden": 20, "selection": {},
+            "chosen": {"lr": 3e-4, "val_error": 0.0307}}
+    pending = {"model": "alstm", "hidden": 20, "chosen": None,
+               "selection": {3e-4: {"val_error": 0.08}, 1e-3: {"val_error": 0.0271}, 3e-3: None}}
+    lines = ch05_fair.pending_below_fast_weights([fast, pending], 20)
+    assert len(lines) == 1 and "A-LSTM at R = 20, lr 1e-3, reached 2.71% validation" in lines[0]
+    assert "3.07% for fast weights' chosen run" in lines[0]
+    pending["selection"][1e-3]["val_error"] = 0.04  # no longer below: nothing to say
+    assert ch05_fair.pending_below_fast_weights([fast, pending], 20) == []
+    # the R of the call only; a finished cell is the verdict's business, not this line's
+    assert ch05_fair.pending_below_fast_weights([fast, dict(pending, hidden=50)], 20) == []

@@ -165,6 +165,32 @@ def validation_curves_figure(cells: list[dict]):
     return figure
 
 
+def pending_below_fast_weights(cells: list[dict], hidden: int) -> list[str]:
+    """A control still choosing its learning rate whose selection runs already reach a lower
+    *validation* error than fast weights' chosen run: the finished-cells verdict must not hide
+    it. Validation against validation; no test error is read before a cell finishes."""
+    by_model = {cell["model"]: cell for cell in cells if cell["hidden"] == hidden}
+    fast = by_model.get("fast_weights")
+    if fast is None or not fast.get("chosen") or fast["chosen"].get("val_error") is None:
+        return []
+    lines = []
+    for model, cell in by_model.items():
+        if model == "fast_weights" or cell.get("chosen") or not cell.get("selection"):
+            continue
+        runs = {lr: run for lr, run in cell["selection"].items()
+                if run is not None and run.get("val_error") is not None}
+        if not runs:
+            continue
+        lr, run = min(runs.items(), key=lambda item: item[1]["val_error"])
+        if run["val_error"] < fast["chosen"]["val_error"]:
+            lines.append(f"- **Still choosing, and already below fast weights**: "
+                         f"{model_label(model)} at R = {hidden}, lr {lr_label(lr)}, reached "
+                         f"{100 * run['val_error']:.2f}% validation error in its selection run, "
+                         f"against {100 * fast['chosen']['val_error']:.2f}% for fast weights' "
+                         "chosen run: the verdict below may turn when this cell finishes.")
+    return lines
+
+
 def _claim_lines(cells: list[dict], hidden: int) -> list[str]:
     """The verdict on the paper's claim at R = ``hidden`` and what the cap did to it."""
     verdict = fair_verdict(cells, hidden)
@@ -173,6 +199,7 @@ def _claim_lines(cells: list[dict], hidden: int) -> list[str]:
         lines.append(f"- **Not decided yet at R = {hidden}**: fewer than {len(FAIR_SEEDS)} "
                      "seeds under the protocol for "
                      f"{', '.join(model_label(m) for m in verdict['missing'])}.")
+    lines += pending_below_fast_weights(cells, hidden)
     fw, best = verdict["fast_weights"], verdict["best_control"]
     if fw is not None and best is not None:
         holds = "holds" if verdict["survives"] else "does **not** hold"
