@@ -355,7 +355,7 @@ def test_a_pending_control_already_below_fast_weights_on_validation_is_named():
 
     fast = {"model": "fast_weights", "hidden": 20, "selection": {},
             "chosen": {"lr": 3e-4, "val_error": 0.0307}}
-    pending = {"model": "alstm", "hidden": 20, "chosen": None,
+    pending = {"model": "alstm", "hidden": 20, "chosen": None, "state": "selecting",
                "selection": {3e-4: {"val_error": 0.08}, 1e-3: {"val_error": 0.0271}, 3e-3: None}}
     lines = ch05_fair.pending_below_fast_weights([fast, pending], 20)
     assert len(lines) == 1 and "A-LSTM at R = 20, lr 1e-3, reached 2.71% validation" in lines[0]
@@ -364,3 +364,7 @@ def test_a_pending_control_already_below_fast_weights_on_validation_is_named():
     assert ch05_fair.pending_below_fast_weights([fast, pending], 20) == []
     # the R of the call only; a finished cell is the verdict's business, not this line's
     assert ch05_fair.pending_below_fast_weights([fast, dict(pending, hidden=50)], 20) == []
+    pending["selection"][1e-3]["val_error"] = 0.0271
+    waiting = dict(pending, state="seeds", chosen={"lr": 1e-3, "val_error": 0.0271})
+    assert len(ch05_fair.pending_below_fast_weights([fast, waiting], 20)) == 1
+    assert ch05_fair.pending_below_fast_weights([fast, dict(waiting, state="finished")], 20) == []

@@ -166,7 +166,8 @@ def validation_curves_figure(cells: list[dict]):
 
 
 def pending_below_fast_weights(cells: list[dict], hidden: int) -> list[str]:
-    """A control still choosing its learning rate whose selection runs already reach a lower
+    """A control whose cell is not finished (still choosing its learning rate, or waiting
+    for its other seeds) and whose selection runs already reach a lower
     *validation* error than fast weights' chosen run: the finished-cells verdict must not hide
     it. Validation against validation; no test error is read before a cell finishes."""
     by_model = {cell["model"]: cell for cell in cells if cell["hidden"] == hidden}
@@ -175,7 +176,8 @@ def pending_below_fast_weights(cells: list[dict], hidden: int) -> list[str]:
         return []
     lines = []
     for model, cell in by_model.items():
-        if model == "fast_weights" or cell.get("chosen") or not cell.get("selection"):
+        if model == "fast_weights" or cell.get("state") == "finished" \
+                or not cell.get("selection"):
             continue
         runs = {lr: run for lr, run in cell["selection"].items()
                 if run is not None and run.get("val_error") is not None}
@@ -183,7 +185,7 @@ def pending_below_fast_weights(cells: list[dict], hidden: int) -> list[str]:
             continue
         lr, run = min(runs.items(), key=lambda item: item[1]["val_error"])
         if run["val_error"] < fast["chosen"]["val_error"]:
-            lines.append(f"- **Still choosing, and already below fast weights**: "
+            lines.append(f"- **Not finished, and already below fast weights**: "
                          f"{model_label(model)} at R = {hidden}, lr {lr_label(lr)}, reached "
                          f"{100 * run['val_error']:.2f}% validation error in its selection run, "
                          f"against {100 * fast['chosen']['val_error']:.2f}% for fast weights' "
