@@ -187,8 +187,8 @@ if speedup is not None and second is not None:
 # little eager and nothing compiled here (not profiled further). The rows are the
 # medians of one run on a machine whose load average was several times its two cores: the
 # two runs above disagree on the same idea by more than most gains, so only a gain seen in
-# both (compiling: about 1.6-2.3x over eager; `bmm`: a loss of about a quarter) is a finding,
-# and a single 4x row (the whole step at R = 50 in the second run) is not.
+# both (compiling over eager; `bmm`'s loss: their two values are printed above) is a
+# finding, and a row that reaches 4x in one run only is not.
 
 # %% [markdown]
 # ## How far from the machine's limit
