@@ -346,3 +346,16 @@ def test_buttons_follow_the_repository(built_book, tmp_path, monkeypatch):
     assert "executablebooks/jupyter-book" not in page
 
 
+
+
+def test_staging_ships_the_run_records_the_chapters_link_to(tmp_path):
+    """Chapter 5 links ``../results/...json`` from ``_build/notebooks``: without a repository
+    URL those links resolve inside the build folder, so the records must be staged there
+    (the paper book failed with myst.xref_missing when they were not)."""
+    from fwbook.cli.book_render import stage_sources
+
+    staged = stage_sources(ROOT, tmp_path / "_build")
+    records = sorted(p.relative_to(ROOT) for p in (ROOT / "results").rglob("*.json"))
+    assert len(records) >= 100
+    assert all((staged / record).is_file() for record in records)
+    assert not (staged / "src").exists() and not any(staged.rglob("*.pt"))

@@ -28,7 +28,8 @@ BUILD_OUTPUT_PATTERNS = ["html", "html/**", "jupyter_execute", "jupyter_execute/
 def _staged_files(root: Path, output_dir: Path) -> list[Path]:
     """The files of the book's sources that jupyter-book reads, relative to ``root``: whatever
     ``_config.yml`` does not exclude, except the chapters (their executed notebooks are in the
-    build folder already), the generated pages and the build folder itself."""
+    build folder already), the generated pages and the build folder itself; and the run
+    records under ``results/``, which the chapters link to."""
     import yaml
     from sphinx.util.matching import Matcher
 
@@ -47,6 +48,9 @@ def _staged_files(root: Path, output_dir: Path) -> list[Path]:
                     or (path.parts[0] == "notebooks" and path.suffix in (".py", ".ipynb"))):
                 continue
             files.append(path)
+    # the run records the chapters link to (``../results/...json`` from _build/notebooks):
+    # excluded from Sphinx's sources, staged so that MyST finds them and ships a copy
+    files += sorted(path.relative_to(root) for path in (root / "results").rglob("*.json"))
     return files
 
 
