@@ -67,11 +67,32 @@ def test_traced_step_equals_plain_step():
 
 @needs_cpp
 def test_inductor_compiled_step_equals_plain_step():
-    """The real fast path (TorchInductor), one tiny compile: T = 5, H = 8, batch 16."""
+    """The real fast path (TorchInductor), one tiny compile: T = 5, H = 8, batch 16; on the
+    CPU clipping and Adam are compiled too, and a learning rate that changes every update (a
+    schedule) is followed without compiling Adam again."""
+    from torch._dynamo.utils import counters
+
+    from step_equality import assert_steps_agree
+
     plain, fast = _pair("fast_weights")
+    counters.clear()
     step = compiled_training_step(fast, torch.optim.Adam(fast.parameters(), lr=1e-2), 0.5)
-    _assert_steps_equal(step, plain, fast, _batches())
+    assert step.compile_update  # the CPU default
+    assert_steps_agree(plain, torch.optim.Adam(plain.parameters(), lr=1e-2), fast, step,
+                       updates=4, learning_rate=lambda update: 1e-2 / (update + 1))
     assert step.compiled, step.fallback_reason
+    assert counters["stats"]["unique_graphs"] <= 4  # loss, clip and Adam: once each
+
+
+def test_the_loss_alone_can_be_compiled():
+    """compile_update=False: the compiled loss, foreach clipping and Adam in floats, eager."""
+    plain, fast = _pair("fast_weights")
+    optimizer = torch.optim.Adam(fast.parameters(), lr=1e-2)
+    step = compiled_training_step(fast, optimizer, 0.5, backend="aot_eager",
+                                  compile_update=False)
+    _assert_steps_equal(step, plain, fast, _batches())
+    assert isinstance(optimizer.param_groups[0]["lr"], float)
+    assert optimizer.param_groups[0]["foreach"] is True
 
 
 def _tiny_config(steps=6, seed=0):
@@ -154,6 +175,9 @@ def test_compile_failure_falls_back_with_a_warning():
     with pytest.warns(FastPathWarning, match="no compiler on this platform"):
         _assert_steps_equal(step, plain, fast, _batches(count=2))
     assert step.compiled is False and "no compiler" in step.fallback_reason
+    # the plain step's optimizer again: a float learning rate and foreach Adam
+    group = step.optimizer.param_groups[0]
+    assert group["lr"] == 1e-2 and isinstance(group["lr"], float) and group["foreach"] is True
 
 
 def test_compile_failure_raises_without_fallback():

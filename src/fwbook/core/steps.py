@@ -5,7 +5,8 @@ gradient norm, Adam. ``compiled_training_step(model, optimizer, clip_norm)`` ret
 ``step(inputs, targets) -> (loss, gradient norm)`` that does exactly the same (tested equal)
 with the model's forward and backward compiled by
 ``torch.compile`` (TorchInductor: the T-step recurrence is unrolled and its element-wise work
-fused into a few C++/Triton kernels). On a CUDA device the compiled graph is also captured as a
+fused into a few C++/Triton kernels), and on the CPU the gradient clipping and Adam compiled
+too. On a CUDA device the compiled graph is also captured as a
 CUDA graph (``mode="reduce-overhead"``), since the step has a fixed shape.
 
 Compilation happens on the first call and is timed separately (``step.compile_s``), so that
@@ -126,7 +127,8 @@ def use_foreach_adam(optimizer: torch.optim.Optimizer) -> None:
 
 
 class CompiledStep:
-    """``step(inputs, targets) -> (loss, grad_norm)`` with a compiled forward and backward.
+    """``step(inputs, targets) -> (loss, grad_norm)`` with a compiled forward and backward,
+    and (``compile_update``, the default on the CPU) compiled clipping and Adam.
 
     Attributes:
         compile_s: seconds the first call took (compilation plus one step); None before it.
@@ -137,7 +139,8 @@ class CompiledStep:
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  clip_norm: Optional[float], mode: Optional[str] = None,
-                 backend: str = "inductor", fallback: bool = True):
+                 backend: str = "inductor", fallback: bool = True,
+                 compile_update: Optional[bool] = None):
         self.model = model
         self.optimizer = optimizer
         self.clip_norm = clip_norm
@@ -169,13 +172,41 @@ class CompiledStep:
             options["mode"] = mode
         self._compiled_loss = torch.compile(loss_of, **options)
         self._loss: Callable = self._compiled_loss
+        # Clipping and Adam compiled too (CPU by default): some twenty foreach operations per
+        # update fused into a few loops over the parameters (results/bench/speedup.json,
+        # "compiled" against "compiled_loss"). The learning rate becomes a tensor, so that a
+        # schedule's new value is copied in rather than compiled in as a new constant; Adam
+        # takes a tensor lr in its single-tensor form, whose loops inductor fuses anyway.
+        if compile_update is None:
+            compile_update = device.type == "cpu"
+        self.compile_update = compile_update
+        self._compiled_apply: Optional[Callable] = None
+        self._learning_rates: list[torch.Tensor] = []
+        if compile_update:
+            self._float_learning_rates = [float(group["lr"]) for group in optimizer.param_groups]
+            self._learning_rates = [torch.tensor(rate, device=device)
+                                    for rate in self._float_learning_rates]
+            for group, rate in zip(optimizer.param_groups, self._learning_rates):
+                group["lr"] = rate
+                group["foreach"] = False
+            self._compiled_apply = torch.compile(self._clip_and_adam, backend=backend)
+
+    def _clip_and_adam(self) -> torch.Tensor:
+        grad_norm = clip_gradients(self.parameters, self.clip_norm)
+        self.optimizer.step()
+        return grad_norm
 
     def _update(self, loss_function, inputs, targets):
+        for group, rate in zip(self.optimizer.param_groups, self._learning_rates):
+            if group["lr"] is not rate:  # the trainer set a new float (a schedule, a resume)
+                rate.fill_(float(group["lr"]))
+                group["lr"] = rate
         self.optimizer.zero_grad(set_to_none=True)
         loss = loss_function(inputs, targets)
         loss.backward()
-        grad_norm = clip_gradients(self.parameters, self.clip_norm)
-        self.optimizer.step()
+        apply = (self._compiled_apply if self._compiled_apply is not None
+                 and loss_function is not self._eager_loss else self._clip_and_adam)
+        grad_norm = apply()
         # a CUDA-graph output is overwritten by the next replay: keep a copy
         return loss.detach().clone(), grad_norm.detach()
 
@@ -197,6 +228,12 @@ class CompiledStep:
                               f" using the plain eager step instead", FastPathWarning,
                               stacklevel=2)
                 self._loss = self._eager_loss
+                for group, rate, value in zip(self.optimizer.param_groups,
+                                              self._learning_rates, self._float_learning_rates):
+                    if group["lr"] is rate:  # the plain step's own optimizer settings
+                        group["lr"] = value
+                self._learning_rates, self._compiled_apply = [], None
+                use_foreach_adam(self.optimizer)
                 result = self._update(self._eager_loss, inputs, targets)
             if result[0].device.type == "cuda":
                 torch.cuda.synchronize(result[0].device)
@@ -207,7 +244,8 @@ class CompiledStep:
 
 def compiled_training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                            clip_norm: Optional[float], mode: Optional[str] = None,
-                           backend: str = "inductor", fallback: bool = True) -> CompiledStep:
+                           backend: str = "inductor", fallback: bool = True,
+                           compile_update: Optional[bool] = None) -> CompiledStep:
     """The compiled training step (``train(step="compiled")``, or "auto" where it pays).
 
     Args:
@@ -217,10 +255,12 @@ def compiled_training_step(model: torch.nn.Module, optimizer: torch.optim.Optimi
         mode: torch.compile mode; None: "reduce-overhead" (CUDA graphs) on CUDA, else "default".
         backend: torch.compile backend ("inductor"; "aot_eager" only checks the plumbing).
         fallback: on a compile failure warn and use the plain step (False: raise).
+        compile_update: compile clipping and Adam too (None: on the CPU; the optimizer's lr
+            becomes a tensor and Adam its single-tensor form). False: foreach kernels, eager.
     Returns:
         a :class:`CompiledStep`; calling it returns (loss, gradient norm before clipping).
     """
-    return CompiledStep(model, optimizer, clip_norm, mode, backend, fallback)
+    return CompiledStep(model, optimizer, clip_norm, mode, backend, fallback, compile_update)
 
 
 class TrainingStep:

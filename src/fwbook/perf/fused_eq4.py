@@ -198,7 +198,8 @@ def fused_loss(model, inputs: torch.Tensor, targets: torch.Tensor, bmm: bool = F
 
 class FusedStep(CompiledStep):
     """``step(inputs, targets) -> (loss, grad_norm)``: :func:`fused_loss` with its hand-derived
-    backward, foreach clipping and Adam; compiled by ``torch.compile`` when ``compile``.
+    backward, foreach clipping and Adam; when ``compile``, the loss, clipping and Adam compiled
+    by ``torch.compile`` as in the default compiled step.
 
     ``compile_s`` is the first call's time (compiling included when ``compile``).
     """
@@ -207,7 +208,8 @@ class FusedStep(CompiledStep):
                  fallback: bool = True, bmm: bool = False, backend: str = "inductor"):
         if not supports(model):
             raise ValueError("the fused step needs a fast-weights model with memory='efficient'")
-        super().__init__(model, optimizer, clip_norm, fallback=fallback)
+        super().__init__(model, optimizer, clip_norm, fallback=fallback, backend=backend,
+                         compile_update=compile)
         loss = functools.partial(fused_loss, model, bmm=bmm)
         self._eager_loss = loss
         self._compiled_loss = (torch.compile(loss, fullgraph=True, dynamic=False,

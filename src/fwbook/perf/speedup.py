@@ -84,23 +84,25 @@ SPEEDUP_PATHS = {
     "reference": ("the plain eager Eq. 4 recurrence, autograd backward (the yardstick)", None),
     "eager": ("the package's Eq. 4 forward (η λ^k once, element-wise attention, h(0) = 0 "
               "skipped), autograd backward: train(step='eager')", "reference"),
-    "compiled": ("torch.compile of forward and autograd backward, foreach clip and Adam: "
-                 "train(step='compiled')", "eager"),
+    "compiled_loss": ("torch.compile of forward and autograd backward, foreach clip and Adam "
+                      "eager (train's compiled step until clipping and Adam were compiled too)",
+                      "eager"),
+    "compiled": ("torch.compile of forward and autograd backward, and of clipping and Adam "
+                 "(lr as a tensor): train(step='compiled')", "compiled_loss"),
     "fused": ("hand-derived backward of the whole recurrence (fwbook.perf.fused_eq4), "
               "one dW product, foreach clip and Adam, eager", "eager"),
     "fused_bmm": ("the hand-derived backward with the attention as batched matrix products "
                   "(bmm) instead of element-wise products", "fused"),
     "fused_compiled": ("the hand-derived backward handed to torch.compile", "compiled"),
-    "whole": ("the compiled step with clipping and Adam compiled too, lr as a tensor "
-              "(fwbook.perf.whole_step)", "compiled"),
-    "whole_cpp": ("the whole compiled step, inductor's kernels called from generated C++ "
-                  "instead of Python (cpp_wrapper)", "whole"),
+    "compiled_cpp": ("the compiled step with inductor's kernels called from generated C++ "
+                     "instead of Python (cpp_wrapper; fwbook.perf.whole_step)", "compiled"),
     "batched_seeds": (f"{SEEDS_BATCHED} seeds as one vmapped model (fwbook.perf.batched), eager; "
                       f"sequences of all seeds counted", "eager"),
     "batched_compiled": (f"{SEEDS_BATCHED} seeds as one vmapped model, forward and backward "
                          f"compiled; sequences of all seeds counted", "compiled"),
 }
-COMPILED_PATHS = ("compiled", "fused_compiled", "whole", "whole_cpp", "batched_compiled")
+COMPILED_PATHS = ("compiled_loss", "compiled", "fused_compiled", "compiled_cpp",
+                  "batched_compiled")
 
 
 def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int = 128,
@@ -164,10 +166,11 @@ def speedup_table(hidden_sizes: Iterable[int] = SPEEDUP_HIDDEN, batch_size: int 
                 steps[name] = (lambda m=model, o=optimizer: plain_training_step(
                     m, o, batch.inputs, batch.targets, 5.0))
                 continue
-            if name == "compiled":
-                step = compiled_training_step(model, optimizer, 5.0)
-            elif name.startswith("whole"):
-                step = whole_training_step(model, optimizer, 5.0, cpp_wrapper=name == "whole_cpp")
+            if name in ("compiled", "compiled_loss"):
+                step = compiled_training_step(model, optimizer, 5.0,
+                                              compile_update=name == "compiled")
+            elif name == "compiled_cpp":
+                step = whole_training_step(model, optimizer, 5.0, cpp_wrapper=True)
             else:
                 step = fused_training_step(model, optimizer, 5.0,
                                            compile=name == "fused_compiled",
