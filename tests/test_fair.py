@@ -277,6 +277,25 @@ def test_chapter_tables_come_from_the_records(finished_cells):
         read_record(path)["steps_done"] for path in directory.glob("fair_irnn_*.json"))
     assert 0 < spent["elapsed_hours"] and spent["first_start"] < spent["last_end"]
     assert "In all so far: 10 runs" in ch05_fair.compute_markdown(directory)
+    pressure = fair.cap_pressure(cells)
+    finished = [r for cell in cells for r in fair.cell_runs(cell)]
+    ended = [r for r in finished if r["early_stopping"]["stop_reason"] == "cap"]
+    assert pressure["runs"] == len(finished) and pressure["ended_by_cap"] == len(ended)
+    assert pressure["cap"] == 60 and pressure["still_improving"] == len(capped)
+    assert set(pressure["drops"]) == {r["name"] for r in ended}
+    assert pressure["extend_hours"] == pytest.approx(
+        sum(r["wall_s"] for r in ended) / 3600, rel=1e-6)  # each ran its whole cap once
+    assert f"{pressure['ended_by_cap']} of the {pressure['runs']} runs finished" in \
+        ch05_fair.cap_markdown(cells)
+
+
+def test_last_window_drop_reads_the_curve():
+    record = {"steps_done": 60, "curves": {"step": [10, 20, 30, 40, 50, 60],
+                                           "val_error": [0.5, 0.4, 0.3, 0.35, 0.25, 0.2]}}
+    assert fair.last_window_drop(record, 20) == pytest.approx(0.3 - 0.2)  # best by 40, then 0.2
+    assert fair.last_window_drop(record, 60) is None  # no point before the window
+    flat = {"steps_done": 30, "curves": {"step": [10, 20, 30], "val_error": [0.2, 0.3, 0.25]}}
+    assert fair.last_window_drop(flat, 10) == 0.0
 
 
 def test_the_verdict_says_when_the_cap_held_fast_weights_back():

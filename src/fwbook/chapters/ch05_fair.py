@@ -13,8 +13,9 @@ from typing import Optional
 
 from fwbook.chapters.plots import MODEL_LABELS
 from fwbook.experiments.fair import (CELL_ORDER, FAIR_DIR, FAIR_LRS, FAIR_SEEDS, SELECTION_SEED,
-                                     best_validation, capped_cells, cell_runs, fair_verdict,
-                                     lr_label, projection, protocol_compute, still_improving)
+                                     best_validation, cap_pressure, capped_cells, cell_runs,
+                                     fair_verdict, lr_label, projection, protocol_compute,
+                                     still_improving)
 from fwbook.experiments.grids import PAPER_TABLE1, TABLE1_EXTRA_MODELS
 
 NOT_RUN = "not run yet"
@@ -315,4 +316,26 @@ def compute_markdown(directory: str | os.PathLike = FAIR_DIR) -> str:
                      f"{spent['last_end']:%Y-%m-%d %H:%M} UTC. The missing runs: {total_left}.")
     else:
         lines.append(f"No run has finished yet. The missing runs: {total_left}.")
+    return "\n".join(lines)
+
+
+def cap_markdown(cells: list[dict]) -> str:
+    """The cap's weight on the finished runs (:func:`fwbook.experiments.fair.cap_pressure`) and
+    what doubling it would cost, as a few lines for the page."""
+    pressure = cap_pressure(cells)
+    if not pressure["runs"]:
+        return "- No run has finished under the protocol yet."
+    lines = [f"- **{pressure['ended_by_cap']} of the {_runs(pressure['runs'])} finished** ended "
+             f"at the {pressure['cap']:,}-update cap rather than by the patience; "
+             f"{pressure['still_improving']} of them had their lowest validation error at their "
+             "last evaluation."]
+    if pressure["median_drop"] is not None:
+        largest = max(pressure["drops"].items(), key=lambda item: item[1] or 0.0)
+        lines.append(f"- Over their last {pressure['patience']:,} updates (one patience) the runs "
+                     "the cap ended lowered their best validation error by a median of "
+                     f"{100 * pressure['median_drop']:.2f} points (most: {largest[0]}, "
+                     f"{100 * largest[1]:.2f} points): still learning, not flat.")
+    lines.append(f"- Taking each of them on to {2 * pressure['cap']:,} updates would cost about "
+                 f"{pressure['extend_hours']:.1f} hours of training at their own measured speed, "
+                 "before the runs not yet trained, whose cost would grow alike.")
     return "\n".join(lines)

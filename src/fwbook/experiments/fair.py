@@ -438,3 +438,39 @@ def projection(directory: str | os.PathLike = FAIR_DIR, profile: str = "paper") 
         by_model[model] = {"runs": done, "median_minutes": minutes, "remaining_runs": remaining,
                            "remaining_hours": hours}
     return {"by_model": by_model, "remaining_hours": total}
+
+
+def last_window_drop(record: dict, window: int) -> Optional[float]:
+    """How far a run's lowest validation error fell over its last ``window`` updates (one
+    patience): the lowest before them minus the lowest of the run, in error-rate points (0.0
+    when it did not improve; None for a run shorter than ``window``)."""
+    curves = record["curves"]
+    end = record.get("steps_done") or curves["step"][-1]
+    before = [error for step, error in zip(curves["step"], curves["val_error"])
+              if step <= end - window]
+    if not before:
+        return None
+    return min(before) - min(curves["val_error"])
+
+
+def cap_pressure(cells: list[dict]) -> dict:
+    """What the cap on updates did to the protocol's finished runs, and what a cap twice as
+    large would cost, from the records (each run's cap and patience are its own config's).
+
+    Returns ``{"cap", "patience" (of the first finished run; None without runs), "runs",
+    "ended_by_cap", "still_improving", "drops": {name: last_window_drop in error-rate points}
+    for the runs the cap ended, "median_drop" (None without such runs), "extend_hours":
+    training hours to take every run the cap ended on to twice its cap at its own measured time
+    per update}``. Runs are the finished runs of ``cells`` (selection runs and seeds).
+    """
+    runs = [run for cell in cells for run in cell_runs(cell) if run.get("status") == "completed"]
+    ended = [run for run in runs if (run.get("early_stopping") or {}).get("stop_reason") == "cap"]
+    drops = {run["name"]: last_window_drop(run, run["config"]["patience"]) for run in ended}
+    known = [drop for drop in drops.values() if drop is not None]
+    extend_s = sum(float(run.get("wall_s") or 0.0) / max(run.get("steps_done") or 1, 1)
+                   * run["config"]["steps"] for run in ended)
+    first = runs[0]["config"] if runs else {}
+    return {"cap": first.get("steps"), "patience": first.get("patience"), "runs": len(runs),
+            "ended_by_cap": len(ended), "still_improving": sum(map(still_improving, ended)),
+            "drops": drops, "median_drop": statistics.median(known) if known else None,
+            "extend_hours": extend_s / 3600}
