@@ -134,7 +134,7 @@ def measure_threads(device: str = "cpu", candidates: Iterable[int] | None = None
 
     Returns:
         ``{"chosen", "how": "measured", "seq_per_s": {threads: median}, "spread": {...}}``;
-        ``chosen`` is the count with the highest median.
+        ``chosen`` by :func:`pick_threads`.
     """
     torch_device = torch.device(device)
     cores = os.cpu_count() or 1
@@ -157,10 +157,27 @@ def measure_threads(device: str = "cpu", candidates: Iterable[int] | None = None
                                   wall_clock=True)
     finally:
         torch.set_num_threads(previous)
-    chosen = max(stats, key=lambda threads: stats[threads]["median"])
+    chosen = pick_threads({threads: value["median"] for threads, value in stats.items()})
     return {"chosen": chosen, "how": "measured", "hidden": hidden,
             "seq_per_s": {str(t): round(s["median"], 1) for t, s in stats.items()},
             "spread": {str(t): s["spread"] for t, s in stats.items()}}
+
+
+# More threads are chosen only when they train this much faster than fewer: a narrower win is
+# within the noise of a shared machine (1 thread 14,906 against 2 threads 15,165 seq/s chose 2
+# once, and the run was then timed with the wall clock, all of its rows unsteady), while one
+# thread keeps every update in the timing thread, whose CPU clock other processes do not move.
+THREADS_MARGIN = 0.15
+
+
+def pick_threads(medians: dict[int, float], margin: float = THREADS_MARGIN) -> int:
+    """The thread count to use from measured medians (seq/s by count): the fewest threads
+    unless a larger count is faster than every smaller one by more than ``margin``."""
+    chosen = min(medians)
+    for threads in sorted(medians):
+        if medians[threads] > medians[chosen] * (1 + margin):
+            chosen = threads
+    return chosen
 
 
 def choose_threads(threads: int | None, device: torch.device, quick: bool = False) -> dict:
