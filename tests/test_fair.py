@@ -387,3 +387,45 @@ def test_a_pending_control_already_below_fast_weights_on_validation_is_named():
     waiting = dict(pending, state="seeds", chosen={"lr": 1e-3, "val_error": 0.0271})
     assert len(ch05_fair.pending_below_fast_weights([fast, waiting], 20)) == 1
     assert ch05_fair.pending_below_fast_weights([fast, dict(waiting, state="finished")], 20) == []
+
+
+def test_cap_check_trains_the_chosen_rate_with_twice_the_cap(tmp_path):
+    """`fwbook sweep fair-cap`: fast weights at R = 20, the rate its committed cell chose, the
+    protocol's patience and minimum, twice its cap; records in their own folder."""
+    chosen = fair.cell_selection(fair.FAIR_DIR, "fast_weights", 20)["lr"]
+    done = fwbook("sweep", "fair-cap", "--profile", "smoke", "--directory", str(tmp_path),
+                  "--seeds", "0", "--quiet")
+    assert done.returncode == 0, done.stderr
+    name = fair.cap_check_name("fast_weights", 20, chosen, 0, 2)
+    assert [p.name for p in tmp_path.glob("*.json")] == [f"{name}.json"]
+    record = read_record(tmp_path / f"{name}.json")
+    smoke = fair.FAIR_BUDGET["smoke"]
+    assert record["config"]["steps"] == 2 * smoke["steps"]
+    assert record["config"]["patience"] == smoke["patience"]
+    assert record["config"]["lr"] == chosen
+    assert record["config"]["model"]["input_embedding"] == fair.FAIR_INPUT_EMBEDDING
+    status = fwbook("sweep", "fair-cap", "--profile", "smoke", "--directory", str(tmp_path),
+                    "--seeds", "0", "--status")
+    assert f"  done  {name}" in status.stdout
+
+
+def test_cap_check_waits_for_its_cell_and_reads_against_the_best_control(tmp_path):
+    with pytest.raises(ValueError, match="the cap check waits for fast_weights R=20 to choose"):
+        fair.cap_check_configs("paper", fair_directory=tmp_path)
+    assert fair.cap_check_summary([], tmp_path, fair_directory=tmp_path) is None
+    cells = fair.fair_cells()
+    summary = fair.cap_check_summary(cells, tmp_path)  # no cap-check record in tmp_path
+    assert summary["n"] == 0 and summary["outcome"] == "pending" and summary["planned"] == 3
+    assert summary["cap"] == 2 * fair.FAIR_BUDGET["paper"]["steps"]
+    fw = next(c for c in cells if c["model"] == "fast_weights" and c["hidden"] == 20)
+    assert summary["at_cap"] == fw["mean"]
+    for seed, error in enumerate((0.01, 0.02, 0.03)):  # three finished runs, below every control
+        name = fair.cap_check_name("fast_weights", 20, fw["chosen"]["lr"], seed, 2)
+        (tmp_path / f"{name}.json").write_text(json.dumps(
+            {"status": "completed", "test_error": error, "seed": seed, "steps_done": 120_000,
+             "config": {"steps": 120_000, "patience": 15_000},
+             "early_stopping": {"stop_reason": "patience", "best_step": 90_000}}))
+    summary = fair.cap_check_summary(cells, tmp_path)
+    assert summary["n"] == 3 and summary["mean"] == pytest.approx(0.02)
+    best = summary["best_control"]
+    assert summary["outcome"] == ("open" if 0.02 <= best[1] else "claim fails even so")

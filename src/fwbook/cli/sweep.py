@@ -1,4 +1,4 @@
-"""``fwbook sweep table1|ablations|fair``: run a grid of configurations, resumably.
+"""``fwbook sweep table1|ablations|fair|fair-cap``: run a grid of configurations, resumably.
 
 Registered in ``fwbook.cli.main.SUBCOMMANDS``. Examples::
 
@@ -14,10 +14,10 @@ from pathlib import Path
 from fwbook.cli.arguments import non_negative_int, positive_int
 from fwbook.core.records import REPO_ROOT
 
-GRIDS = ("table1", "ablations", "fair")
+GRIDS = ("table1", "ablations", "fair", "fair-cap")
 BACKENDS = ("local", "ray")
 DEFAULT_DIRECTORIES = {"table1": "results/table1", "ablations": "results/ablations",
-                       "fair": "results/fair"}
+                       "fair": "results/fair", "fair-cap": "results/fair_cap"}
 DESCRIPTION = ("Train every run of a grid that has no record yet, in parallel worker processes. "
                "A finished run is never redone; an interrupted sweep (and a half-done run, from "
                "its checkpoint) resumes where it stopped. One JSON record per run in DIRECTORY.")
@@ -30,7 +30,9 @@ def add_parser(subparsers, parser_class):
                                    "training runs (Table 1, ablations), resumably")
     parser.add_argument("grid", choices=GRIDS, help="table1: IRNN, LSTM, A-LSTM, fast weights "
                         "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid; fair: Table 1 "
-                        "under the fair-controls protocol (fwbook.experiments.fair; one run at a time)")
+                        "under the fair-controls protocol (fwbook.experiments.fair; one run at a time); "
+                        "fair-cap: fast weights at R = 20 under the protocol with twice its cap, "
+                        "at the learning rate its cell chose")
     parser.add_argument("--profile", choices=PROFILES, default="paper",
                         help="budget of every run (default: %(default)s)")
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2],
@@ -75,7 +77,15 @@ def add_parser(subparsers, parser_class):
 
 
 def grid_configs(grid: str, profile: str, seeds: tuple[int, ...]) -> dict:
-    """The configurations of the table1 or ablations grid, name -> ``TrainConfig``."""
+    """The configurations of the table1, ablations or fair-cap grid, name -> ``TrainConfig``.
+
+    Raises:
+        ValueError: the grid cannot be built yet (fair-cap before its cell chose a rate).
+    """
+    if grid == "fair-cap":
+        from fwbook.experiments.fair import cap_check_configs
+
+        return cap_check_configs(profile, tuple(seeds))
     if grid == "table1":
         from fwbook.experiments.grids import table1_configs
 
@@ -213,7 +223,7 @@ def _committer(args):
         if args.commit:
             error = record.get("test_error")
             shown = f"{100 * error:.2f}%" if error is not None else record.get("status")
-            git_commit_record(path, f"results/{args.grid}: {name} ({args.profile}), "
+            git_commit_record(path, f"{Path(path).parent.name}: {name} ({args.profile}), "
                                     f"test error {shown}")
 
     return commit

@@ -48,6 +48,11 @@ FAIR_BUDGET = {
 FAIR_MODELS = TABLE1_MODELS + TABLE1_EXTRA_MODELS
 # Order of the cells at each R: the claim's model first, then the controls cheapest first.
 CELL_ORDER = ("fast_weights", "lstm", "irnn", "ln_irnn", "alstm")
+# The cap check: the claim's model at the claim's R given CAP_CHECK["factor"] times the cap (the
+# same patience and minimum), at its cell's chosen learning rate, every seed. Its records go to
+# CAP_CHECK_DIR, beside the protocol's, never into its table (see cap_check_configs).
+CAP_CHECK = dict(model="fast_weights", hidden=20, factor=2)
+CAP_CHECK_DIR = REPO_ROOT / "results" / "fair_cap"
 # The LSTM plateau finding: LSTM at R = 50 with input processing at Table 1's own learning
 # rate, every seed, to set beside the one-hot records of results/table1 (same loop, same lr).
 FINDING = dict(model="lstm", hidden=50, lr=1e-3)
@@ -474,3 +479,75 @@ def cap_pressure(cells: list[dict]) -> dict:
             "ended_by_cap": len(ended), "still_improving": sum(map(still_improving, ended)),
             "drops": drops, "median_drop": statistics.median(known) if known else None,
             "extend_hours": extend_s / 3600}
+
+
+# --------------------------------------------------------------------------- the cap check
+
+
+def cap_check_name(model: str, hidden: int, lr: float, seed: int, factor: int) -> str:
+    return f"faircap{factor}x_{model}_R{hidden}_lr{lr_label(lr)}_seed{seed}"
+
+
+def cap_check_configs(profile: str = "paper", seeds: Iterable[int] = FAIR_SEEDS,
+                      fair_directory: str | os.PathLike = FAIR_DIR, model: str = CAP_CHECK["model"],
+                      hidden: int = CAP_CHECK["hidden"], factor: int = CAP_CHECK["factor"]
+                      ) -> dict[str, TrainConfig]:
+    """The cap check's runs: ``model`` at R = ``hidden`` under the protocol, but with ``factor``
+    times its cap, at the learning rate its cell chose (read from ``fair_directory``).
+
+    Why: at R = 20 the protocol's cap stopped every fast-weights run while it was still
+    improving. If fast weights given twice the cap still do worse than the best control at the
+    cap (which a larger cap could only help too), the verdict does not depend on the cap; if they
+    do better, the verdict is open until the controls get the same cap.
+
+    Raises:
+        ValueError: the cell has not chosen its learning rate yet, or every rate diverged.
+    """
+    chosen = cell_selection(fair_directory, model, hidden, profile)
+    if chosen is None or chosen["lr"] is None:
+        raise ValueError(f"the cap check waits for {model} R={hidden} to choose its learning "
+                         f"rate under the protocol (its selection runs in {fair_directory})")
+    budget = dict(FAIR_BUDGET[check_profile(profile)])
+    budget["steps"] *= factor
+    return {cap_check_name(model, hidden, chosen["lr"], seed, factor):
+            retrieval_config(model, hidden, profile, seed, lr=chosen["lr"],
+                             lr_schedule="constant", input_embedding=FAIR_INPUT_EMBEDDING,
+                             **budget)
+            for seed in seeds}
+
+
+def cap_check_summary(cells: list[dict], directory: str | os.PathLike = CAP_CHECK_DIR,
+                      fair_directory: str | os.PathLike = FAIR_DIR, profile: str = "paper"
+                      ) -> Optional[dict]:
+    """The cap check's finished runs beside the protocol's cell of the same model and the best
+    control at the same R (both at the protocol's cap).
+
+    Returns None before the cell has chosen its learning rate; else ``{"model", "hidden",
+    "factor", "cap", "runs": finished records by seed, "still_improving": their names whose
+    best was their last evaluation, **summarize(test errors), "at_cap": the protocol cell's
+    mean, "best_control": (model, mean, lowest seed) or None, "outcome"}``; ``outcome`` is
+    "pending" (fewer than every seed), "claim fails even so" (mean above the best control's
+    mean), or "open" (below it: the controls have not had the larger cap).
+    """
+    model, hidden, factor = CAP_CHECK["model"], CAP_CHECK["hidden"], CAP_CHECK["factor"]
+    try:
+        configs = cap_check_configs(profile, FAIR_SEEDS, fair_directory, model, hidden, factor)
+    except ValueError:
+        return None
+    runs = [record for name in configs
+            if (record := _record(Path(directory), name)) is not None
+            and record.get("test_error") is not None]
+    at_r = {cell["model"]: cell for cell in cells if cell["hidden"] == hidden}
+    controls = [cell for m, cell in at_r.items() if m != model and cell["n"]]
+    best = min(controls, key=lambda cell: cell["mean"]) if controls else None
+    summary = summarize(run["test_error"] for run in runs)
+    outcome = "pending"
+    if best is not None and len(runs) == len(configs):
+        outcome = "claim fails even so" if summary["mean"] > best["mean"] else "open"
+    first = next(iter(configs.values()))
+    return {"model": model, "hidden": hidden, "factor": factor, "cap": first.steps,
+            "runs": runs, "still_improving": [r["name"] for r in runs if still_improving(r)],
+            **summary, "at_cap": at_r[model]["mean"] if model in at_r else None,
+            "best_control": ((best["model"], best["mean"],
+                              min(run["test_error"] for run in best["runs"])) if best else None),
+            "outcome": outcome, "planned": len(configs)}
