@@ -429,3 +429,11 @@ def test_cap_check_waits_for_its_cell_and_reads_against_the_best_control(tmp_pat
     assert summary["n"] == 3 and summary["mean"] == pytest.approx(0.02)
     best = summary["best_control"]
     assert summary["outcome"] == ("open" if 0.02 <= best[1] else "claim fails even so")
+    from fwbook.chapters import ch05_fair
+
+    text = ch05_fair.cap_check_markdown(cells, tmp_path)
+    assert "3 runs of 3 finished, test error 2.00 ± 1.00 (n=3)%" in text
+    assert f"{100 * best[1]:.2f}%" in text
+    assert ("hangs on the cap" if summary["outcome"] == "open" else "does not hang") in text
+    pending = ch05_fair.cap_check_markdown(cells, tmp_path / "none")
+    assert "0 runs of 3 finished" in pending and "**Pending**" in pending

@@ -12,10 +12,10 @@ import os
 from typing import Optional
 
 from fwbook.chapters.plots import MODEL_LABELS
-from fwbook.experiments.fair import (CELL_ORDER, FAIR_DIR, FAIR_LRS, FAIR_SEEDS, SELECTION_SEED,
-                                     best_validation, cap_pressure, capped_cells, cell_runs,
-                                     fair_verdict, lr_label, projection, protocol_compute,
-                                     still_improving)
+from fwbook.experiments.fair import (CAP_CHECK_DIR, CELL_ORDER, FAIR_DIR, FAIR_LRS, FAIR_SEEDS,
+                                     SELECTION_SEED, best_validation, cap_check_summary,
+                                     cap_pressure, capped_cells, cell_runs, fair_verdict,
+                                     lr_label, projection, protocol_compute, still_improving)
 from fwbook.experiments.grids import PAPER_TABLE1, TABLE1_EXTRA_MODELS
 
 NOT_RUN = "not run yet"
@@ -338,4 +338,40 @@ def cap_markdown(cells: list[dict]) -> str:
     lines.append(f"- Taking each of them on to {2 * pressure['cap']:,} updates would cost about "
                  f"{pressure['extend_hours']:.1f} hours of training at their own measured speed, "
                  "before the runs not yet trained, whose cost would grow alike.")
+    return "\n".join(lines)
+
+
+def cap_check_markdown(cells: list[dict], directory: str | os.PathLike = CAP_CHECK_DIR) -> str:
+    """The cap check (:func:`fwbook.experiments.fair.cap_check_summary` of the records in
+    ``directory``) in a few lines."""
+    check = cap_check_summary(cells, directory)
+    if check is None:
+        return "- The cap check waits for its cell to choose its learning rate."
+    label = model_label(check["model"])
+    lines = [f"- **{label} at R = {check['hidden']} with a {check['cap']:,}-update cap** "
+             f"({check['factor']}x the protocol's): {_runs(check['n'])} of {check['planned']} "
+             "finished" + (f", test error {percent(check['mean'], check['std'], check['n'])}%"
+                           if check["n"] else "") + "."]
+    if check["n"]:
+        lines.append(f"- At the protocol's cap the same cell stands at "
+                     f"{100 * check['at_cap']:.2f}%." if check["at_cap"] is not None else
+                     "- The protocol's cell has no finished seed yet.")
+        if check["still_improving"]:
+            lines.append(f"- Still improving at {check['cap']:,} updates: "
+                         + ", ".join(check["still_improving"]) + ".")
+    best = check["best_control"]
+    if best is not None:
+        lines.append(f"- The best control at the protocol's cap: {model_label(best[0])}, "
+                     f"{100 * best[1]:.2f}% (its best seed {100 * best[2]:.2f}%).")
+    outcome = {
+        "pending": "**Pending**: the check reads only once every seed has finished.",
+        "claim fails even so": (f"**The verdict does not hang on the cap**: with {check['factor']}x "
+                                f"the updates {label.lower()} are still behind the best control "
+                                "at the cap, which a larger cap could only help too."),
+        "open": (f"**The verdict hangs on the cap**: with {check['factor']}x the updates "
+                 f"{label.lower()} are ahead of the best control at the protocol's cap, so the "
+                 "claim could hold under a larger cap for every model; until the controls get it "
+                 "too, R = 20 is undecided, not lost."),
+    }[check["outcome"]]
+    lines.append(f"- {outcome}")
     return "\n".join(lines)
