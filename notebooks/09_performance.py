@@ -90,8 +90,11 @@ for suite, document in documents.items():
 # the package's model, whose training forward computes $\eta\lambda^k$ once and the attention
 # of Eq. 4 with element-wise products, and the plain step. The *compiled* path is
 # `train(step="compiled")`: the forward and backward compiled by `torch.compile` (the
-# unrolled recurrence fused into a few C++ kernels on the CPU), foreach clipping and Adam.
-# Both are tested equal to the plain step (fp32, outputs and gradients within $10^{-5}$).
+# unrolled recurrence fused into a few C++ kernels on the CPU), and on the CPU the gradient
+# clipping and Adam compiled too (the learning rate a tensor that a schedule fills in). The
+# *compiled_loss* row is that step before clipping and Adam were compiled (foreach kernels,
+# eager), kept to show what compiling them gained. All are tested equal to the plain step
+# (fp32, outputs, gradients and the parameters after Adam within $10^{-5}$).
 #
 # **`train`'s default is `step="auto"`**: on the CPU, with a C++ compiler present (fast
 # weights, IRNN, LN-IRNN and A-LSTM; Dynamo does not trace `nn.LSTM`, whose fused kernel is
@@ -130,9 +133,11 @@ if speedup is not None:
 # - the same with the attention as **batched matrix products** (`bmm`) of the stacked past
 #   instead of element-wise products and sums, i.e. "fewer, larger kernels";
 # - the hand-derived backward **handed to `torch.compile`**;
-# - **the whole update compiled** (`fwbook.perf.whole_step`): clipping and Adam compiled too,
-#   fused into a few loops over all parameters instead of about twenty small foreach kernels,
-#   and then inductor's kernels **called from generated C++** (`cpp_wrapper`) instead of Python;
+# - **clipping and Adam compiled too**, fused into a few loops over all parameters instead of
+#   about twenty small foreach kernels: it paid in earlier runs and is now part of `train`'s
+#   compiled step (the `compiled` row against `compiled_loss`);
+# - inductor's kernels **called from generated C++** (`cpp_wrapper`, the `compiled_cpp` row,
+#   `fwbook.perf.whole_step`) instead of from Python;
 # - **three seeds as one batched model** (`fwbook.perf.batched.BatchedSeedsStep`, stacked
 #   weights and `torch.func.vmap`; each seed keeps its own loss, clipping and Adam), eager and
 #   compiled. It is not a faster step for one run but more sequences per second for a sweep,
@@ -153,9 +158,8 @@ if speedup is not None:
         print(line)
 
 # %% [markdown]
-# The same suite run again a few minutes later, at a lower load
-# (`results/bench/repeat/speedup2.json`): how far one idea's gain moves between two runs on
-# this machine tells how much of it to believe.
+# The same suite run again right after the first (`results/bench/repeat/speedup2.json`): how
+# far one idea's gain moves between two runs on this machine tells how much of it to believe.
 
 # %% tags=["hide-input"]
 second = bench.load_bench("speedup2", REPO_ROOT / "results" / "bench" / "repeat")
@@ -177,18 +181,20 @@ if speedup is not None and second is not None:
 # and their backward. Each is a few microseconds of arithmetic, so fixed costs per operation
 # and per update (dispatch, the compiled graphs' guards and wrappers, the optimizer's loops)
 # weigh as much as the arithmetic. A profile of the compiled step at $R = 50$
-# (`torch.profiler`, 20 updates) showed its time spread over the two compiled graphs, about
-# thirty small `addmm` products per update that inductor leaves to the BLAS library, eager
-# Adam and clipping (the part `whole` compiles), and Dynamo's and AOTAutograd's per-call
-# wrappers. What paid is what removed fixed costs (compiling, then compiling the optimizer
+# (`torch.profiler`, 20 updates, with clipping and Adam compiled) finds most of its time inside
+# the two compiled graphs' own kernels (the forward's more than the backward's), then about
+# thirty small `addmm` products per update that inductor leaves to the BLAS library, and a
+# smaller part in Dynamo's and AOTAutograd's per-call wrappers and the compiled optimizer.
+# The fixed costs that compiling removes are mostly gone; what is left is the fused kernels'
+# arithmetic on $(B \times t \times R)$ blocks too small to run at the matrix kernels'
+# rate. What paid is what removed fixed costs (compiling, then compiling the optimizer
 # too); what did not is what changed the arithmetic (a hand-derived backward, `bmm`) or made
 # the calls costlier (the generated C++ caller, whose `_foreach_norm` has no C shim and goes
 # through a proxy). Batching three seeds makes every kernel three times larger but gained
-# little eager and nothing compiled here (not profiled further). The rows are the
-# medians of one run on a machine whose load average was several times its two cores: the
-# two runs above disagree on the same idea by more than most gains, so only a gain seen in
-# both (compiling over eager; `bmm`'s loss: their two values are printed above) is a
-# finding, and a row that reaches 4x in one run only is not.
+# little eager and nothing compiled here (not profiled further). The rows are medians of
+# one run read with the timing thread's CPU clock; the two runs above disagree on an idea's
+# gain by the amounts printed, so only a gain seen in both is a finding, and a row that
+# reaches 4x in one run only is not.
 
 # %% [markdown]
 # ## How far from the machine's limit
