@@ -287,7 +287,7 @@ for label, folder in (
          "repeat/blocks10"),
         ("wall clock, 15 blocks of 3, nothing else running (background sweep paused)",
          "repeat/quiet"),
-        ("thread CPU clock (the default now), 15 blocks of 3, background sweep running",
+        ("thread CPU clock (the default now), 15 blocks of 3, three training runs sharing the machine",
          "repeat/cpuclock")):
     repeats = [bench.load_bench(f"throughput{i}", REPO_ROOT / "results" / "bench" / folder)
                for i in (1, 2, 3)]
