@@ -538,8 +538,8 @@ def cap_check_summary(cells: list[dict], directory: str | os.PathLike = CAP_CHEC
             if (record := _record(Path(directory), name)) is not None
             and record.get("test_error") is not None]
     at_r = {cell["model"]: cell for cell in cells if cell["hidden"] == hidden}
-    controls = [cell for m, cell in at_r.items() if m != model and cell["n"]]
-    best = min(controls, key=lambda cell: cell["mean"]) if controls else None
+    best_control = fair_verdict(cells, hidden)["best_control"] if cells else None
+    best = at_r[best_control[0]] if best_control else None
     summary = summarize(run["test_error"] for run in runs)
     outcome = "pending"
     if best is not None and len(runs) == len(configs):
