@@ -180,6 +180,18 @@ def test_compile_failure_falls_back_with_a_warning():
     assert group["lr"] == 1e-2 and isinstance(group["lr"], float) and group["foreach"] is True
 
 
+def test_compile_failure_of_the_loss_alone_falls_back_too():
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no compiler here")
+
+    plain, fast = _pair()
+    step = compiled_training_step(fast, torch.optim.Adam(fast.parameters(), lr=1e-2), 0.5,
+                                  backend=broken_backend, compile_update=False)
+    with pytest.warns(FastPathWarning, match="no compiler here"):
+        _assert_steps_equal(step, plain, fast, _batches(count=2))
+    assert step.compiled is False
+
+
 def test_compile_failure_raises_without_fallback():
     def broken_backend(graph, example_inputs):
         raise RuntimeError("no compiler")

@@ -182,6 +182,7 @@ class CompiledStep:
         self.compile_update = compile_update
         self._compiled_apply: Optional[Callable] = None
         self._learning_rates: list[torch.Tensor] = []
+        self._float_learning_rates: list[float] = []
         if compile_update:
             self._float_learning_rates = [float(group["lr"]) for group in optimizer.param_groups]
             self._learning_rates = [torch.tensor(rate, device=device)
