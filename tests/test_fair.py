@@ -435,5 +435,11 @@ def test_cap_check_waits_for_its_cell_and_reads_against_the_best_control(tmp_pat
     assert "3 runs of 3 finished, test error 2.00 ± 1.00 (n=3)%" in text
     assert f"{100 * best[1]:.2f}%" in text
     assert ("hangs on the cap" if summary["outcome"] == "open" else "does not hang") in text
+    line = ch05_fair.summary_markdown(cells, cap_directory=tmp_path)
+    assert line.startswith("- Under the fair-controls protocol the paper's claim at R = 20 ")
+    assert f"fast weights {100 * summary['at_cap']:.2f}%" in line
+    assert f"reach {100 * summary['mean']:.2f}%" in line
+    assert "has 0 of its 3 runs so far" in ch05_fair.summary_markdown(
+        cells, cap_directory=tmp_path / "none")
     pending = ch05_fair.cap_check_markdown(cells, tmp_path / "none")
     assert "0 runs of 3 finished" in pending and "**Pending**" in pending

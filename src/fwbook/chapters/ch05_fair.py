@@ -375,3 +375,35 @@ def cap_check_markdown(cells: list[dict], directory: str | os.PathLike = CAP_CHE
     }[check["outcome"]]
     lines.append(f"- {outcome}")
     return "\n".join(lines)
+
+
+def summary_markdown(cells: list[dict], hidden: int = 20,
+                     cap_directory: str | os.PathLike = CAP_CHECK_DIR) -> str:
+    """One bullet for the chapter's summary: the protocol's verdict at R = ``hidden`` and what
+    the cap check says of it, from the records."""
+    verdict = fair_verdict(cells, hidden)
+    if verdict["fast_weights"] is None or verdict["best_control"] is None:
+        return (f"- Under the fair-controls protocol, R = {hidden} has no verdict yet (see the "
+                "cells it waits for above).")
+    cap = next((c["runs"][0]["config"]["steps"] for c in cells
+                if c["hidden"] == hidden and c["runs"]), None)
+    holds = "holds" if verdict["survives"] else "does **not** hold"
+    scope = "" if verdict["decided"] else ", among the cells finished so far"
+    model, mean = verdict["best_control"]
+    text = (f"- Under the fair-controls protocol the paper's claim at R = {hidden} {holds} at "
+            f"the {cap:,}-update cap{scope}: fast weights {100 * verdict['fast_weights']:.2f}% "
+            f"against {model_label(model)} at {100 * mean:.2f}%.")
+    check = cap_check_summary(cells, cap_directory)
+    if check is not None and hidden == check["hidden"]:
+        if check["outcome"] == "pending":
+            text += (f" The cap check (fast weights with {check['factor']}x the cap) has "
+                     f"{check['n']} of its {check['planned']} runs so far.")
+        elif check["outcome"] == "claim fails even so":
+            text += (f" With {check['factor']}x the cap fast weights reach "
+                     f"{100 * check['mean']:.2f}%, still behind: the verdict does not hang on "
+                     "the cap.")
+        else:
+            text += (f" With {check['factor']}x the cap fast weights reach "
+                     f"{100 * check['mean']:.2f}%, ahead of it: the verdict hangs on the cap, "
+                     "and stays open until every model has the larger one.")
+    return text
