@@ -344,7 +344,10 @@ display(Markdown(ch05_fair.cap_markdown(fair_cells)))
 # the cap, and a larger cap could only lower its error. So if fast weights with twice the
 # updates are *still* behind the best control at the protocol's cap, the verdict does not hang
 # on the cap; if they get ahead, it does, and $R = 20$ stays open until every model has had
-# the larger cap:
+# the larger cap. The check's runs are new runs, not continuations of the protocol's: the
+# compiled step orders its floating-point sums differently from one compile to the next, so a
+# run parts ways with the protocol's run of the same seed early on, and seed by seed the two
+# differ as seeds do; read their means.
 
 # %% tags=["hide-input"]
 display(Markdown(ch05_fair.cap_check_markdown(fair_cells)))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fwbook.experiments import fair
+from fwbook.experiments import fair, fair_cap
 from fwbook.experiments.stats import summarize
 from fwbook.core import train as train_module
 from fwbook.experiments.grids import retrieval_config, table1_configs
@@ -277,7 +277,7 @@ def test_chapter_tables_come_from_the_records(finished_cells):
         read_record(path)["steps_done"] for path in directory.glob("fair_irnn_*.json"))
     assert 0 < spent["elapsed_hours"] and spent["first_start"] < spent["last_end"]
     assert "In all so far: 10 runs" in ch05_fair.compute_markdown(directory)
-    pressure = fair.cap_pressure(cells)
+    pressure = fair_cap.cap_pressure(cells)
     finished = [r for cell in cells for r in fair.cell_runs(cell)]
     ended = [r for r in finished if r["early_stopping"]["stop_reason"] == "cap"]
     assert pressure["runs"] == len(finished) and pressure["ended_by_cap"] == len(ended)
@@ -292,10 +292,10 @@ def test_chapter_tables_come_from_the_records(finished_cells):
 def test_last_window_drop_reads_the_curve():
     record = {"steps_done": 60, "curves": {"step": [10, 20, 30, 40, 50, 60],
                                            "val_error": [0.5, 0.4, 0.3, 0.35, 0.25, 0.2]}}
-    assert fair.last_window_drop(record, 20) == pytest.approx(0.3 - 0.2)  # best by 40, then 0.2
-    assert fair.last_window_drop(record, 60) is None  # no point before the window
+    assert fair_cap.last_window_drop(record, 20) == pytest.approx(0.3 - 0.2)  # best by 40, then 0.2
+    assert fair_cap.last_window_drop(record, 60) is None  # no point before the window
     flat = {"steps_done": 30, "curves": {"step": [10, 20, 30], "val_error": [0.2, 0.3, 0.25]}}
-    assert fair.last_window_drop(flat, 10) == 0.0
+    assert fair_cap.last_window_drop(flat, 10) == 0.0
 
 
 def test_the_verdict_says_when_the_cap_held_fast_weights_back():
@@ -396,7 +396,7 @@ def test_cap_check_trains_the_chosen_rate_with_twice_the_cap(tmp_path):
     done = fwbook("sweep", "fair-cap", "--profile", "smoke", "--directory", str(tmp_path),
                   "--seeds", "0", "--quiet")
     assert done.returncode == 0, done.stderr
-    name = fair.cap_check_name("fast_weights", 20, chosen, 0, 2)
+    name = fair_cap.cap_check_name("fast_weights", 20, chosen, 0, 2)
     assert [p.name for p in tmp_path.glob("*.json")] == [f"{name}.json"]
     record = read_record(tmp_path / f"{name}.json")
     smoke = fair.FAIR_BUDGET["smoke"]
@@ -411,28 +411,28 @@ def test_cap_check_trains_the_chosen_rate_with_twice_the_cap(tmp_path):
 
 def test_cap_check_waits_for_its_cell_and_reads_against_the_best_control(tmp_path):
     with pytest.raises(ValueError, match="the cap check waits for fast_weights R=20 to choose"):
-        fair.cap_check_configs("paper", fair_directory=tmp_path)
-    assert fair.cap_check_summary([], tmp_path, fair_directory=tmp_path) is None
+        fair_cap.cap_check_configs("paper", fair_directory=tmp_path)
+    assert fair_cap.cap_check_summary([], tmp_path, fair_directory=tmp_path) is None
     cells = fair.fair_cells()
-    summary = fair.cap_check_summary(cells, tmp_path)  # no cap-check record in tmp_path
+    summary = fair_cap.cap_check_summary(cells, tmp_path)  # no cap-check record in tmp_path
     assert summary["n"] == 0 and summary["outcome"] == "pending" and summary["planned"] == 3
     assert summary["cap"] == 2 * fair.FAIR_BUDGET["paper"]["steps"]
     fw = next(c for c in cells if c["model"] == "fast_weights" and c["hidden"] == 20)
     assert summary["at_cap"] == fw["mean"]
     for seed, error in enumerate((0.01, 0.02, 0.03)):  # three finished runs, below every control
-        name = fair.cap_check_name("fast_weights", 20, fw["chosen"]["lr"], seed, 2)
+        name = fair_cap.cap_check_name("fast_weights", 20, fw["chosen"]["lr"], seed, 2)
         (tmp_path / f"{name}.json").write_text(json.dumps(
             {"status": "completed", "test_error": error, "seed": seed, "steps_done": 120_000,
              "config": {"steps": 120_000, "patience": 15_000},
              "early_stopping": {"stop_reason": "patience", "best_step": 90_000}}))
-    summary = fair.cap_check_summary(cells, tmp_path)
+    summary = fair_cap.cap_check_summary(cells, tmp_path)
     assert summary["n"] == 3 and summary["mean"] == pytest.approx(0.02)
     best = summary["best_control"]
     assert summary["outcome"] == ("open" if 0.02 <= best[1] else "claim fails even so")
     from fwbook.chapters import ch05_fair
 
     text = ch05_fair.cap_check_markdown(cells, tmp_path)
-    assert "3 runs of 3 finished, test error 2.00 ± 1.00 (n=3)%" in text
+    assert "3 runs of 3 finished, test error (%) 2.00 ± 1.00 (n=3)" in text
     assert f"{100 * best[1]:.2f}%" in text
     assert ("hangs on the cap" if summary["outcome"] == "open" else "does not hang") in text
     line = ch05_fair.summary_markdown(cells, cap_directory=tmp_path)

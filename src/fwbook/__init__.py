@@ -8,7 +8,7 @@ The package in layers; each imports only the layers below it (``tests/test_layer
                  ``build_model``, ``variant``), THE training loop (``train``), THE run-record
                  format (``records``).
 ``experiments``  what gets trained, by name: the grids and profiles (``grids``, ``table1``,
-                 ``ablations``, ``fair``, ``attention_runs``), resumable sweeps on local
+                 ``ablations``, ``fair``, ``fair_cap``, ``attention_runs``), resumable sweeps on local
                  processes or Ray (``sweep``, ``sweep_ray``), THE seed statistics (``stats``).
 ``rl``           the Catch game and the actor-critic agents of Section 4.4.
 ``perf``         benchmarks: throughput, time to accuracy, floating-point work, fast paths.

@@ -12,10 +12,10 @@ import os
 from typing import Optional
 
 from fwbook.chapters.plots import MODEL_LABELS
-from fwbook.experiments.fair import (CAP_CHECK_DIR, CELL_ORDER, FAIR_DIR, FAIR_LRS, FAIR_SEEDS,
-                                     SELECTION_SEED, best_validation, cap_check_summary,
-                                     cap_pressure, capped_cells, cell_runs, fair_verdict,
+from fwbook.experiments.fair import (CELL_ORDER, FAIR_DIR, FAIR_LRS, FAIR_SEEDS, SELECTION_SEED,
+                                     best_validation, capped_cells, cell_runs, fair_verdict,
                                      lr_label, projection, protocol_compute, still_improving)
+from fwbook.experiments.fair_cap import CAP_CHECK_DIR, cap_check_summary, cap_pressure
 from fwbook.experiments.grids import PAPER_TABLE1, TABLE1_EXTRA_MODELS
 
 NOT_RUN = "not run yet"
@@ -320,7 +320,7 @@ def compute_markdown(directory: str | os.PathLike = FAIR_DIR) -> str:
 
 
 def cap_markdown(cells: list[dict]) -> str:
-    """The cap's weight on the finished runs (:func:`fwbook.experiments.fair.cap_pressure`) and
+    """The cap's weight on the finished runs (:func:`fwbook.experiments.fair_cap.cap_pressure`) and
     what doubling it would cost, as a few lines for the page."""
     pressure = cap_pressure(cells)
     if not pressure["runs"]:
@@ -342,7 +342,7 @@ def cap_markdown(cells: list[dict]) -> str:
 
 
 def cap_check_markdown(cells: list[dict], directory: str | os.PathLike = CAP_CHECK_DIR) -> str:
-    """The cap check (:func:`fwbook.experiments.fair.cap_check_summary` of the records in
+    """The cap check (:func:`fwbook.experiments.fair_cap.cap_check_summary` of the records in
     ``directory``) in a few lines."""
     check = cap_check_summary(cells, directory)
     if check is None:
@@ -350,7 +350,7 @@ def cap_check_markdown(cells: list[dict], directory: str | os.PathLike = CAP_CHE
     label = model_label(check["model"])
     lines = [f"- **{label} at R = {check['hidden']} with a {check['cap']:,}-update cap** "
              f"({check['factor']}x the protocol's): {_runs(check['n'])} of {check['planned']} "
-             "finished" + (f", test error {percent(check['mean'], check['std'], check['n'])}%"
+             "finished" + (f", test error (%) {percent(check['mean'], check['std'], check['n'])}"
                            if check["n"] else "") + "."]
     if check["n"]:
         lines.append(f"- At the protocol's cap the same cell stands at "
@@ -367,7 +367,8 @@ def cap_check_markdown(cells: list[dict], directory: str | os.PathLike = CAP_CHE
         "pending": "**Pending**: the check reads only once every seed has finished.",
         "claim fails even so": (f"**The verdict does not hang on the cap**: with {check['factor']}x "
                                 f"the updates {label.lower()} are still behind the best control "
-                                "at the cap, which a larger cap could only help too."),
+                                "at the cap, which a larger cap could only help too (a run "
+                                "keeps its lowest validation point)."),
         "open": (f"**The verdict hangs on the cap**: with {check['factor']}x the updates "
                  f"{label.lower()} are ahead of the best control at the protocol's cap, so the "
                  "claim could hold under a larger cap for every model; until the controls get it "

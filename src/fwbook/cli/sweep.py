@@ -83,7 +83,7 @@ def grid_configs(grid: str, profile: str, seeds: tuple[int, ...]) -> dict:
         ValueError: the grid cannot be built yet (fair-cap before its cell chose a rate).
     """
     if grid == "fair-cap":
-        from fwbook.experiments.fair import cap_check_configs
+        from fwbook.experiments.fair_cap import cap_check_configs
 
         return cap_check_configs(profile, tuple(seeds))
     if grid == "table1":
