@@ -98,6 +98,15 @@ def test_eta_zero_is_an_ln_irnn():
     assert ablations.eta_zero_equals_ln_irnn(hidden=8, inner_steps=3) < 1e-6
 
 
+def test_the_eta_zero_check_leaves_the_callers_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = ablations.eta_zero_equals_ln_irnn(hidden=8)
+    assert torch.equal(torch.rand(3), expected)
+    assert ablations.eta_zero_equals_ln_irnn(hidden=8) == first  # seeded: the same number
+
+
 @pytest.fixture(scope="module")
 def smoke_records(tmp_path_factory):
     directory = tmp_path_factory.mktemp("ablations")

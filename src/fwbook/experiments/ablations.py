@@ -150,19 +150,22 @@ def eta_zero_equals_ln_irnn(hidden: int = ABLATION_HIDDEN, seed: int = 0, inner_
     read-out). A result at float rounding level shows that η = 0 turns the model into an
     LN-IRNN, whatever S is.
     """
-    torch.manual_seed(seed)
-    fast = build_model(ModelConfig("fast_weights", hidden, fast_lr=0.0, inner_steps=inner_steps))
-    plain = build_model(ModelConfig("ln_irnn", hidden, recurrent_init=0.05))
-    with torch.no_grad():
-        for param in fast.core.norm.parameters():  # give LN a non-trivial gain and bias
-            param.add_(0.1 * torch.randn_like(param))
-        plain.input_weight.copy_(fast.input_weight)
-        plain.bias.copy_(fast.bias)
-        plain.recurrent.copy_(fast.core.recurrent)
-        plain.norm.load_state_dict(fast.core.norm.state_dict())
-        plain.readout.load_state_dict(fast.readout.state_dict())
-        tokens = make_splits(seed, num_train=64, num_validation=1, num_test=1).train.inputs
-        return float((fast(tokens) - plain(tokens)).abs().max())  # tokens (64, 11)
+    # seeded draws (the same numbers as ever), without touching the caller's random state
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fast = build_model(ModelConfig("fast_weights", hidden, fast_lr=0.0,
+                                       inner_steps=inner_steps))
+        plain = build_model(ModelConfig("ln_irnn", hidden, recurrent_init=0.05))
+        with torch.no_grad():
+            for param in fast.core.norm.parameters():  # give LN a non-trivial gain and bias
+                param.add_(0.1 * torch.randn_like(param))
+            plain.input_weight.copy_(fast.input_weight)
+            plain.bias.copy_(fast.bias)
+            plain.recurrent.copy_(fast.core.recurrent)
+            plain.norm.load_state_dict(fast.core.norm.state_dict())
+            plain.readout.load_state_dict(fast.readout.state_dict())
+            tokens = make_splits(seed, num_train=64, num_validation=1, num_test=1).train.inputs
+            return float((fast(tokens) - plain(tokens)).abs().max())  # tokens (64, 11)
 
 
 def load_ablation_records(profile: str, directory: str | os.PathLike = RESULTS_DIR,
