@@ -49,6 +49,8 @@ def test_suites_write_documents_with_provenance(documents):
         assert document["device"]["type"] == "cpu"
         assert document["settings"]["threads"]["chosen"] == 1
         assert set(document["settings"]["load_1min"]) == {"before", "after"}
+        if suite != "tta":  # every timed row says which clock read it (1 thread: its CPU time)
+            assert {row.get("clock") for row in document["rows"]} == {"thread_cpu"}, suite
     speedup = results["speedup"]["rows"]
     # quick mode compiles nothing: the eager paths only, and train's default here is eager
     assert [r["path"] for r in speedup] == ["reference", "eager", "fused", "fused_bmm",

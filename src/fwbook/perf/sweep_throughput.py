@@ -76,6 +76,7 @@ def sweep_throughput(models: Iterable[str] = ("irnn", "lstm", "alstm", "fast_wei
                                     round(stats["batched"]["max"], 2)],
                 "spread": max(stats["single"]["spread"], stats["batched"]["spread"]),
                 "unsteady": stats["single"]["unsteady"] or stats["batched"]["unsteady"],
+                "clock": stats["single"]["clock"],
                 "batched_speedup": round(rates["batched"] / rates["single"], 3),
                 "single_models_per_hour": round(3600 * rates["single"] * seeds / paper_steps, 2),
                 "batched_models_per_hour": round(3600 * rates["batched"] * seeds / paper_steps, 2),
