@@ -199,6 +199,18 @@ def test_cli_sweep_fair_selects_then_plans_the_other_seeds_and_resumes(tmp_path)
         assert field in record
 
 
+def test_sweep_fair_trains_two_runs_at_a_time_in_plan_order(tmp_path):
+    """--workers 2: the plan's next two runs together, the plan recomputed after each pair."""
+    cell = [fair.fair_name("fast_weights", 20, lr, 0) for lr in fair.FAIR_LRS]
+    done = fwbook("sweep", "fair", "--profile", "smoke", "--directory", str(tmp_path),
+                  "--quiet", "--workers", "2", "--limit", "2")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted(f"{n}.json" for n in cell[:2])
+    result = fair.run_fair(tmp_path, "smoke", only=set(cell), quiet=True, workers=2)
+    assert result == {"trained": cell[2:], "failed": {}}
+    assert fair.cell_selection(tmp_path, "fast_weights", 20, "smoke")["lr"] in fair.FAIR_LRS
+
+
 def test_cli_sweep_fair_refuses_a_name_outside_the_plan(tmp_path):
     bad = fwbook("sweep", "fair", "--profile", "smoke", "--directory", str(tmp_path),
                  "--only", "fair_irnn_R20_lr1e-3_seed1")

@@ -9,6 +9,7 @@ Registered in ``fwbook.cli.main.SUBCOMMANDS``. Examples::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fwbook.cli.arguments import non_negative_int, positive_int
@@ -30,7 +31,8 @@ def add_parser(subparsers, parser_class):
                                    "training runs (Table 1, ablations), resumably")
     parser.add_argument("grid", choices=GRIDS, help="table1: IRNN, LSTM, A-LSTM, fast weights "
                         "(and LN-IRNN) at R = 20, 50, 100; ablations: the chapter-04 grid; fair: Table 1 "
-                        "under the fair-controls protocol (fwbook.experiments.fair; one run at a time); "
+                        "under the fair-controls protocol (fwbook.experiments.fair; the next WORKERS runs of "
+                        "its plan at a time); "
                         "fair-cap: fast weights at R = 20 under the protocol with twice its cap, "
                         "at the learning rate its cell chose")
     parser.add_argument("--profile", choices=PROFILES, default="paper",
@@ -230,8 +232,8 @@ def _committer(args):
 
 
 def run_fair_grid(args, parser, directory: Path) -> int:
-    """``sweep fair``: the protocol of :mod:`fwbook.experiments.fair`, one run at a time in its
-    order, its records in ``directory``."""
+    """``sweep fair``: the protocol of :mod:`fwbook.experiments.fair`, ``--workers`` runs at a
+    time in its order, its records in ``directory``."""
     from fwbook.experiments.fair import fair_plan, run_fair
     from fwbook.experiments.sweep import SweepConfigMismatch, existing_record
 
@@ -255,14 +257,11 @@ def run_fair_grid(args, parser, directory: Path) -> int:
         return 0
     if args.no_train:
         return 0
-    if args.workers not in (None, 1):
-        print("fwbook sweep fair: trains one run at a time (its plan depends on finished "
-              "runs); --workers is ignored")
-
     result = run_fair(directory, args.profile, seeds=seeds,
                       only=set(args.only) if args.only else None,
                       skip=set(args.skip) if args.skip else None, limit=args.limit,
-                      quiet=args.quiet, step=args.step, on_record=_committer(args))
+                      quiet=args.quiet, step=args.step, on_record=_committer(args),
+                      workers=args.workers or os.cpu_count() or 1)
     if result["failed"]:
         lines = "; ".join(f"{name}: {message}" for name, message in result["failed"].items())
         print(f"fwbook sweep: {len(result['failed'])} runs failed ({lines}); run the sweep "

@@ -194,12 +194,15 @@ def run_fair(directory: str | os.PathLike = FAIR_DIR, profile: str = "paper",
              seeds: Iterable[int] = FAIR_SEEDS, only: Optional[set[str]] = None,
              skip: Optional[set[str]] = None, limit: Optional[int] = None,
              quiet: bool = False, step: str = "auto",
-             on_record: Optional[Callable[[str, dict, Path], None]] = None) -> dict:
-    """Train the protocol's missing runs one at a time, in ``fair_plan`` order, resumably.
+             on_record: Optional[Callable[[str, dict, Path], None]] = None,
+             workers: int = 1) -> dict:
+    """Train the protocol's missing runs in ``fair_plan`` order, ``workers`` at a time, resumably.
 
-    Each run goes through :func:`fwbook.experiments.sweep.run_sweep` (one worker, one torch thread): a
-    finished record is never redone, a half-done run resumes from its checkpoint. The plan is
-    recomputed after every run, so a cell's other seeds follow once its selection is complete.
+    The next ``workers`` runs of the plan go to :func:`fwbook.experiments.sweep.run_sweep`
+    together (one process and one torch thread each): a finished record is never redone, a
+    half-done run resumes from its checkpoint. The plan is recomputed after every batch, so a
+    cell's other seeds follow once its selection is complete (a batch waits for its slowest
+    run; the plan keeps runs of one cell, of alike cost, next to each other).
 
     Returns:
         ``{"trained": [...], "failed": {name: message}}``.
@@ -216,13 +219,18 @@ def run_fair(directory: str | os.PathLike = FAIR_DIR, profile: str = "paper",
                 and name not in failed and existing_record(directory, name, config) is None]
         if not todo:
             break
-        name = todo[0]
+        room = workers if limit is None else min(workers, limit - len(trained) - len(failed))
+        batch = todo[:max(1, room)]
         try:
-            run_sweep({name: plan[name]}, directory, workers=1, profile=profile, quiet=quiet,
-                      on_record=on_record, step=step)
-            trained.append(name)
+            run_sweep({name: plan[name] for name in batch}, directory, workers=len(batch),
+                      profile=profile, quiet=quiet, on_record=on_record, step=step)
+            trained += batch
         except SweepFailed as error:
-            failed[name] = str(error)
+            for name in batch:
+                if existing_record(directory, name, plan[name]) is not None:
+                    trained.append(name)
+                else:
+                    failed[name] = str(error)
     return {"trained": trained, "failed": failed}
 
 
