@@ -49,6 +49,7 @@ def test_an_unknown_command_is_one_line_naming_every_command():
     (["--decay", "2"], "argument --decay: must lie in [0, 1], got 2"),
     (["--pairs", "30"], "num_pairs (K) must be from 1 to 26"),
     (["--device", "tpu"], "device must be 'auto', 'cpu' or 'cuda[:N]'"),
+    (["--threads", "0"], "argument --threads: must be a positive integer, got 0"),
 ])
 def test_bad_values_print_one_line_and_exit_2(tmp_path, args, message):
     output = tmp_path / "run.json"
@@ -82,7 +83,7 @@ def test_train_writes_a_record(tmp_path):
     output = tmp_path / "out" / "run.json"
     result = fwbook("train", *SMOKE, "--quiet", "--output", str(output), "--seed", "3",
                     "--fast-lr", "0.25", "--inner-steps", "2", "--pairs", "3", "--clip", "0",
-                    "--layer-norm", "off", "--batch", "64")
+                    "--layer-norm", "off", "--batch", "64", "--threads", "2")
     assert result.returncode == 0, result.stderr
     assert "test error" in result.stdout
     record = json.loads(output.read_text())
@@ -92,6 +93,7 @@ def test_train_writes_a_record(tmp_path):
     assert config["num_train"] == 1000 and config["lr"] == 1e-3  # the TrainConfig default
     assert config["model"]["fast_lr"] == 0.25 and config["model"]["inner_steps"] == 2
     assert config["model"]["layer_norm"] is False and config["model"]["decay"] == 0.95
+    assert record["device"]["torch_threads"] == 2  # --threads, recorded
 
 
 def test_killed_run_resumes_to_the_same_record(tmp_path):
@@ -113,6 +115,7 @@ def test_killed_run_resumes_to_the_same_record(tmp_path):
     result = fwbook("train", *args, "--output", str(output))
     assert result.returncode == 0 and "resuming from" in result.stderr
     first, second = json.loads(reference.read_text()), json.loads(output.read_text())
+    assert first["device"]["torch_threads"] == second["device"]["torch_threads"] == 1  # default
     assert first["curves"] == second["curves"]
     assert first["test_error"] == second["test_error"]
 

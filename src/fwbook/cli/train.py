@@ -67,6 +67,11 @@ def add_parser(subparsers, parser_class):
                              "measured or cached compile time is repaid by the run's length, "
                              "and records why; eager never compiles; compiled always does. "
                              "Same maths, tested equal (default: %(default)s)")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch CPU threads (default: %(default)s; these models are too "
+                             "small for more to pay, and with 2 threads the compiled step ran "
+                             "many times slower on a machine shared with other work: the "
+                             "Performance chapter)")
     parser.add_argument("--output", type=Path, default=Path("runs/fast_weights_R20.json"),
                         help="run record path (default: %(default)s)")
     parser.add_argument("--checkpoint", type=Path, default=None,
@@ -224,6 +229,9 @@ def run(args, parser) -> int:
                           file=sys.stderr)
             except ValueError as error:
                 parser.error(str(error))
+            import torch
+
+            torch.set_num_threads(args.threads)  # the record stores it (device.torch_threads)
             record = train(config, output=output, device=args.device, checkpoint=checkpoint,
                            quiet=args.quiet, step=args.step)
     except RunLocked as error:
